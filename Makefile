@@ -1,0 +1,50 @@
+# quantum-mind — the two commands a newcomer needs:
+#   make run    set up .venv and run the main job on embedded defaults
+#   make test   set up, start the services the tests need, run the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch on CPU hosts (pip takes it from the local wheel cache where one exists).
+# On a GPU host: make install TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= train,dev
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast services system-deps clean lint help
+
+help:
+	@echo "make run     - install and run a discovery on embedded defaults (SQLite, eager queue, procedural generator)"
+	@echo "make test    - install, start Redis/PostgreSQL if needed, run the whole suite (unit + integration)"
+	@echo "make install - create $(VENV) and install quantum-mind with extras [$(EXTRAS)]"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+system-deps:
+	@scripts/system_deps.sh
+
+services:
+	@scripts/ensure_services.sh
+
+run: install
+	$(BIN)/qmind db upgrade
+	$(BIN)/qmind discover --goal tfim-6 --iterations 6 --prompts-per-iteration 4
+
+test: install system-deps services
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache reports qmind.db*

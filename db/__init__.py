@@ -1,0 +1,1 @@
+"""The SQL store: SQLAlchemy models, sessions, Alembic migrations and the queries researchers run."""

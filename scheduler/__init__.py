@@ -1,0 +1,1 @@
+"""The discovery loop, its memory context and the ``qmind`` command line."""

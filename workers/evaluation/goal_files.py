@@ -1,0 +1,172 @@
+"""User-defined goals from YAML, validated with errors that name the bad field.
+
+Two shapes, one goal per mapping; a file holds one mapping or ``goals: [ ... ]``::
+
+    # an explicit Pauli sum (labels in Qiskit order, or sparse "Z0 Z1" terms)
+    name: my-ising-3
+    description: three spins with a field
+    num_qubits: 3
+    pauli_terms:
+      - ["ZZI", -1.0]
+      - {pauli: "Z0 Z2", coeff: -1.0}
+      - ["X1", -0.5]
+    max_depth: 30              # optional, default 50
+    allowed_gates: [ry, cz]    # optional, default rx, ry, rz, h, x, cx, cz, rzz
+
+    # a family with parameters
+    name: xxz-strong-6
+    family: xxz
+    num_qubits: 6
+    params: {delta: 2.0, periodic: false}
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from typing import Any
+
+import numpy as np
+import yaml
+from qiskit.quantum_info import SparsePauliOp
+
+from .errors import GoalError
+from .goals import DEFAULT_ALLOWED_GATES, DEFAULT_MAX_DEPTH, Goal, check_limits, is_valid_goal_name, lattice_goal
+from .hamiltonians import FAMILIES
+
+MAX_PAULI_QUBITS = 20
+MAX_TERMS = 100_000
+_SPARSE_TOKEN = re.compile(r"^([IXYZ])(\d+)$")
+_KNOWN_KEYS = {"name", "description", "num_qubits", "pauli_terms", "family", "params", "max_depth",
+               "allowed_gates", "kind", "provenance", "reference_energy", "hamiltonian"}
+
+
+def _term_label(raw: Any, n: int, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise GoalError(f"{where}: pauli must be a string such as 'ZZI' or 'Z0 Z1', got {raw!r}")
+    text = raw.strip().upper()
+    if re.fullmatch(r"[IXYZ]+", text) and (len(text) == n or not re.search(r"\d", text)):
+        if len(text) != n:
+            raise GoalError(f"{where}: label '{raw}' has {len(text)} characters but num_qubits is {n}")
+        return text
+    chars = ["I"] * n
+    for token in text.replace("*", " ").split():
+        m = _SPARSE_TOKEN.match(token)
+        if not m:
+            raise GoalError(f"{where}: cannot read '{token}' in '{raw}'; use a full label like 'ZZI' "
+                            f"or sparse terms like 'Z0 Z1' (Pauli letter + qubit index)")
+        q = int(m[2])
+        if q >= n:
+            raise GoalError(f"{where}: qubit index {q} in '{raw}' is out of range for num_qubits = {n}")
+        if chars[n - 1 - q] != "I":
+            raise GoalError(f"{where}: qubit {q} appears twice in '{raw}'")
+        chars[n - 1 - q] = m[1]
+    return "".join(chars)
+
+
+def _term(raw: Any, n: int, where: str) -> tuple[str, float]:
+    if isinstance(raw, dict):
+        extra = set(raw) - {"pauli", "coeff"}
+        if extra or "pauli" not in raw or "coeff" not in raw:
+            raise GoalError(f"{where}: a term mapping needs exactly the keys 'pauli' and 'coeff', got {sorted(raw)}")
+        label, coeff = raw["pauli"], raw["coeff"]
+    elif isinstance(raw, (list, tuple)) and len(raw) == 2:
+        label, coeff = raw
+    else:
+        raise GoalError(f"{where}: a term is [pauli, coeff] or {{pauli: ..., coeff: ...}}, got {raw!r}")
+    if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not np.isfinite(coeff):
+        raise GoalError(f"{where}: coeff must be a finite real number, got {coeff!r}")
+    return _term_label(label, n, where), float(coeff)
+
+
+def goal_from_mapping(data: Any, *, source: str = "goal file") -> Goal:
+    """Validate one goal mapping (from YAML or a stored spec) and build the Goal."""
+    if not isinstance(data, dict):
+        raise GoalError(f"{source}: a goal must be a mapping with at least 'name' and 'num_qubits', got {data!r}")
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise GoalError(f"{source}: unknown field(s) {unknown}; valid fields: {sorted(_KNOWN_KEYS - {'kind'})}")
+    name = data.get("name")
+    if not isinstance(name, str) or not is_valid_goal_name(name):
+        raise GoalError(f"{source}: field 'name' must be 1-64 characters of letters, digits, '_', '.', '+', '-', "
+                        f"got {name!r}")
+    where = f"{source} goal '{name}'"
+    n = data.get("num_qubits")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise GoalError(f"{where}: field 'num_qubits' must be a positive integer, got {n!r}")
+    max_depth, allowed = check_limits(data.get("max_depth", DEFAULT_MAX_DEPTH),
+                                      data.get("allowed_gates", list(DEFAULT_ALLOWED_GATES)), where=where)
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise GoalError(f"{where}: field 'description' must be text, got {description!r}")
+    family = data.get("family")
+    kind = data.get("kind")
+    if family is not None and kind in (None, "lattice"):
+        if family not in FAMILIES:
+            raise GoalError(f"{where}: field 'family' must be one of {sorted(FAMILIES)}, got {family!r}")
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            raise GoalError(f"{where}: field 'params' must be a mapping such as {{J: 1.0}}, got {params!r}")
+        try:
+            goal = lattice_goal(family, n, params=params, name=name, max_depth=max_depth, allowed_gates=allowed,
+                                description=description)
+        except GoalError as exc:
+            raise GoalError(f"{where}: {exc}") from None
+        return goal
+    terms_raw = data.get("pauli_terms", data.get("hamiltonian"))
+    if terms_raw is None:
+        raise GoalError(f"{where}: give either 'family' (one of {sorted(FAMILIES)}) or 'pauli_terms'")
+    if n > MAX_PAULI_QUBITS:
+        raise GoalError(f"{where}: num_qubits is {n}; at most {MAX_PAULI_QUBITS} are supported (exact energies)")
+    if not isinstance(terms_raw, list) or not terms_raw:
+        raise GoalError(f"{where}: field 'pauli_terms' must be a non-empty list of [pauli, coeff] terms")
+    if len(terms_raw) > MAX_TERMS:
+        raise GoalError(f"{where}: {len(terms_raw)} terms; at most {MAX_TERMS} are supported")
+    terms = [_term(t, n, f"{where}, pauli_terms[{i}]") for i, t in enumerate(terms_raw)]
+    hamiltonian = SparsePauliOp.from_list(terms).simplify(atol=1e-14)
+    if np.all(np.abs(hamiltonian.coeffs) < 1e-14):
+        raise GoalError(f"{where}: the Pauli terms cancel to zero; the Hamiltonian is empty")
+    reference = data.get("reference_energy")
+    if reference is not None and (isinstance(reference, bool) or not isinstance(reference, (int, float))):
+        raise GoalError(f"{where}: field 'reference_energy' must be a number, got {reference!r}")
+    provenance = data.get("provenance") or {"source": source}
+    if kind not in (None, "pauli", "molecule"):
+        raise GoalError(f"{where}: field 'kind' must be 'pauli', 'molecule' or 'lattice', got {kind!r}")
+    return Goal(
+        name=name,
+        description=description or f"Ground state of a user-defined {n}-qubit Hamiltonian ({len(terms)} terms).",
+        hamiltonian=hamiltonian,
+        num_qubits=n,
+        max_depth=max_depth,
+        allowed_gates=allowed,
+        kind=kind or "pauli",
+        provenance=provenance,
+        reference_energy=None if reference is None else float(reference),
+    )
+
+
+def load_goal_file(path: str | pathlib.Path) -> list[Goal]:
+    """All goals in a YAML file; errors name the file, the goal and the field."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GoalError(f"cannot read goal file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GoalError(f"{path} is not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "goals" in data:
+        if set(data) != {"goals"} or not isinstance(data["goals"], list) or not data["goals"]:
+            raise GoalError(f"{path}: 'goals' must be the only top-level key and hold a non-empty list")
+        items = data["goals"]
+    else:
+        items = [data]
+    goals = [goal_from_mapping(item, source=str(path)) for item in items]
+    names = [g.name for g in goals]
+    dupes = sorted({x for x in names if names.count(x) > 1})
+    if dupes:
+        raise GoalError(f"{path}: goal name(s) {dupes} appear more than once")
+    for goal in goals:
+        goal.provenance.setdefault("file", str(path))
+    return goals

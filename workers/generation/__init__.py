@@ -1,0 +1,1 @@
+"""Prompt building, code extraction and the generator backends (vLLM, transformers + peft, procedural)."""
