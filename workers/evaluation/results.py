@@ -53,8 +53,11 @@ class SandboxResult(_JSON):
     """``ok``, or ``error`` / ``timeout`` / ``resource`` (see STATUS_*)."""
     error: str | None = None
     """What went wrong, in words fit to feed back to the model."""
-    circuit_qpy: bytes | None = dataclasses.field(default=None, repr=False)
-    """The serialised circuit (QPY), size-capped; deserialise only with ``sandbox.load_circuit``."""
+    circuits_qpy: dict = dataclasses.field(default_factory=dict, repr=False)
+    """num_qubits -> serialised circuit (QPY bytes), size-capped; deserialise only with ``sandbox.load_circuit``.
+    The goal's own size first; other sizes (for the barren-plateau scaling fit) when asked for."""
+    size_errors: dict = dataclasses.field(default_factory=dict)
+    """num_qubits -> why create_ansatz failed at that extra size (the goal's own size failing is ``error``)."""
     stdout: str = ""
     """Captured standard output of the candidate (truncated to the configured cap)."""
     stderr: str = ""
