@@ -116,7 +116,7 @@ def extract_code(completion: str) -> Extraction:
             if _DEF_RE.search(body):
                 msg = _syntax_message(err, where)
                 if not closed:
-                    msg += " (the completion ended inside the block: it may have been cut by max_new_tokens)"
+                    msg += " (the completion ended inside the block: a stop sequence or max_new_tokens may have cut it)"
                 errors.append(msg)
             continue
         if _defines(tree):

@@ -156,7 +156,7 @@ class Writer:
             doc = "exp(-i theta/2 (XX + YY)): hops an excitation between a and b, conserving their number."
             body = [f"{self.use('xx')}(qc, a, b, theta)", f"{self.use('yy')}(qc, a, b, theta)"]
         elif coupling == "givens":
-            doc = "Real Givens rotation by theta/2 in the {|01>, |10>} subspace (number-conserving)."
+            doc = "Real Givens rotation by the angle theta in the {|01>, |10>} subspace (number-conserving)."
             body = ["qc.rz(pi / 2, b)", f"{self.use('xy')}(qc, a, b, theta)", "qc.rz(-pi / 2, b)"]
         else:
             raise ValueError(coupling)
