@@ -14,7 +14,6 @@ from workers.generation.errors import GenerationError
 from workers.generation.graph_decoder import GraphDecoder
 from workers.generation.prompts import chat_text, render_prompt
 
-
 TFIM = PromptRequest(get_goal("tfim-4"), TFIM_CONTEXT, seed=1)
 HEIS = PromptRequest(get_goal("heisenberg-6"), HEIS_CONTEXT, seed=2)
 

@@ -146,7 +146,7 @@ def test_number_conserving_programs_keep_the_particle_number():
             qc = build_circuits(program.code, [goal.num_qubits])[goal.num_qubits]
             bound = qc.assign_parameters(rng.uniform(-np.pi, np.pi, qc.num_parameters))
             probs = Statevector(bound).probabilities()
-            weights = np.array([bin(i).count("1") for i in range(len(probs))])
+            weights = np.array([i.bit_count() for i in range(len(probs))])
             assert probs[weights != weight].sum() < 1e-9, (name, program.genome)
         assert found > 0, f"no number-conserving program among 60 samples for {name}"
 

@@ -166,9 +166,9 @@ class VLLMGenerator:
             raise GenerationError(f"vLLM could not load {self.model_path}: {exc}") from exc
 
     def generate(self, requests: Sequence[PromptRequest]) -> list[GenerationBatch]:
+        self.load()
         from vllm import SamplingParams
 
-        self.load()
         cfg = self.config
         prompts = render_prompts(requests, cfg)
         tokenizer = self.llm.get_tokenizer()
