@@ -143,3 +143,23 @@ def test_cuda_asked_for_on_a_host_without_it_is_refused(tiny_checkpoint):
         pytest.skip("this host has CUDA")
     with pytest.raises(GenerationError, match="CUDA is not available"):
         generator(tiny_checkpoint, device="cuda").generate([TFIM])
+
+
+class WarmedUpDecoder(GraphDecoder):
+    """Runs the real warm-up-and-rewind of CUDA-graph capture after each prefill (on CPU, without the capture)."""
+
+    def _prefill(self, input_ids, attention_mask):
+        super()._prefill(input_ids, attention_mask)
+        self._run_and_rewind(self._decode_step, times=3)
+
+
+def test_warm_up_steps_before_graph_capture_leave_no_trace(tiny_checkpoint):
+    gen = generator(tiny_checkpoint)
+    gen.load()
+    texts = [chat_text(gen.tokenizer, render_prompt(r.goal, r.memory_context)) for r in (TFIM, HEIS)]
+    spec = SamplingSpec(temperatures=[0.0, 1.0], seeds=[3, 4], max_new_tokens=40, stop=())
+    eos = eos_token_ids(gen.model, gen.tokenizer)
+    plain, _ = GraphDecoder(gen.model, gen.tokenizer, cuda_graph=False).decode(texts, spec, eos_ids=eos)
+    warmed = WarmedUpDecoder(gen.model, gen.tokenizer, cuda_graph=False)
+    assert warmed.decode(texts, spec, eos_ids=eos)[0] == plain
+    assert warmed.decode(texts, spec, eos_ids=eos)[0] == plain  # and again, on the reset cache
