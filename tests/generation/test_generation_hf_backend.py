@@ -20,7 +20,7 @@ HEIS = PromptRequest(get_goal("heisenberg-6"), HEIS_CONTEXT, seed=2)
 
 def generator(ckpt, **overrides):
     settings = {"generator": "transformers", "model": str(ckpt.base_dir), "adapter": str(ckpt.adapter_dir),
-                "max_new_tokens": 200, **overrides}
+                "max_new_tokens": 200, "device": "cpu", **overrides}  # the CPU path (CUDA: test_generation_cuda)
     return build_generator(GeneratorConfig(**settings))
 
 
@@ -108,7 +108,7 @@ def test_the_adapter_is_applied_and_merging_it_changes_nothing(tiny_checkpoint):
     separate = generator(tiny_checkpoint, temperatures=(0.0,), max_new_tokens=40,
                          merge_lora=False).generate([TFIM])[0]
     base = build_generator(GeneratorConfig(generator="transformers", model=str(tiny_checkpoint.base_dir),
-                                           temperatures=(0.0,), max_new_tokens=40)).generate([TFIM])[0]
+                                           temperatures=(0.0,), max_new_tokens=40, device="cpu")).generate([TFIM])[0]
     assert merged.candidates[0].raw == separate.candidates[0].raw == ("```python\n" + SAMPLE_CODE)[:len(
         merged.candidates[0].raw)]
     assert base.candidates[0].raw != merged.candidates[0].raw
