@@ -23,17 +23,45 @@ from .program import FixedGate, Program, Rotation, pauli_matrix
 MAX_QUBITS = 22
 CHUNK_ELEMENTS = 2**15
 """Amplitudes per chunk of the batch (rows x 2**n); about 512 KiB of complex128 keeps each pass in cache."""
+DENSE_MAX_QUBITS = 8
+"""Up to this many qubits small batches use ``dense.DenseKernel`` (fused segments, grouped rotations)."""
+DENSE_MAX_WORK = 2**16
+"""... when rows x 2**n (the cost of one fused dense matmul per row, relative to a gate pass) is at most this."""
 
 
-def _blocks(n: int, qubits: tuple[int, ...]) -> list[tuple]:
-    """Index tuples selecting, for each local basis state i of ``qubits``, the block of the (B, 2, ..., 2) view."""
-    out = []
-    for i in range(2 ** len(qubits)):
-        index = [slice(None)] * (n + 1)
-        for t, q in enumerate(qubits):
-            index[n - q] = (i >> t) & 1
-        out.append(tuple(index))
-    return out
+class _Layout:
+    """A compact view of a (B, 2**n) state around the qubits of one gate.
+
+    The state is reshaped to (B, a, 2, b, 2, c, ...) with one axis of length 2 per gate qubit (most significant
+    first) and the other qubits merged, so numpy iterates over at most 2k + 2 dimensions.
+    """
+
+    def __init__(self, n: int, qubits: tuple[int, ...]):
+        dims: list[int] = []
+        axis: dict[int, int] = {}
+        above = n
+        for q in sorted(set(qubits), reverse=True):
+            dims.append(2 ** (above - q - 1))
+            axis[q] = len(dims) + 1  # +1 for the batch axis
+            dims.append(2)
+            above = q
+        dims.append(2**above)
+        self.dims = tuple(dims)
+        self.k = len(qubits)
+        self.blocks = []
+        for i in range(2**self.k):
+            index = [slice(None)] * (len(dims) + 1)
+            for t, q in enumerate(qubits):
+                index[axis[q]] = (i >> t) & 1
+            self.blocks.append(tuple(index))
+        self.factor_tail = (1,) * (len(dims) - self.k)
+
+    def view(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape((a.shape[0],) + self.dims)
+
+    def factor(self, values: np.ndarray) -> np.ndarray:
+        """Per-row values shaped to broadcast over one block."""
+        return values.reshape((values.shape[0],) + self.factor_tail)
 
 
 def _sparse_rows(matrix: np.ndarray) -> list[list[tuple[int, complex]]]:
@@ -43,7 +71,7 @@ def _sparse_rows(matrix: np.ndarray) -> list[list[tuple[int, complex]]]:
 
 class _Fixed:
     def __init__(self, n: int, op: FixedGate):
-        self.blocks = _blocks(n, op.qubits)
+        self.layout = _Layout(n, op.qubits)
         m = op.matrix
         self.diagonal = bool(np.allclose(m, np.diag(np.diag(m)), atol=1e-14))
         if self.diagonal:
@@ -54,13 +82,15 @@ class _Fixed:
         else:
             self.fwd, self.adj, self.trans = _sparse_rows(m), _sparse_rows(m.conj().T), _sparse_rows(m.T)
 
-    def apply(self, t, o, rows):
-        """Apply (rows) to view ``t``; returns the view holding the result (``t`` when in place, else ``o``)."""
-        b = self.blocks
+    def apply(self, psi: np.ndarray, out: np.ndarray, rows) -> np.ndarray:
+        """Apply ``rows`` (fwd, adj or trans) to the flat state ``psi``; returns the array holding the result
+        (``psi`` itself when in place, else ``out``)."""
+        b, t = self.layout.blocks, self.layout.view(psi)
         if self.diagonal:
             for i, v in rows:
                 t[b[i]] *= v
-            return t
+            return psi
+        o = self.layout.view(out)
         for i, row in enumerate(rows):
             target = o[b[i]]
             if not row:
@@ -70,39 +100,42 @@ class _Fixed:
             np.multiply(t[b[j]], v, out=target)
             for j, v in row[1:]:
                 target += v * t[b[j]]
-        return o
+        return out
 
 
 class _Rot:
     def __init__(self, n: int, op: Rotation):
-        self.blocks = _blocks(n, op.qubits)
+        self.layout = _Layout(n, op.qubits)
         self.index = op.index
-        self.k = len(op.qubits)
         p = pauli_matrix(op.paulis)
         self.perm = [int(np.flatnonzero(p[i])[0]) for i in range(p.shape[0])]
         self.phase = [complex(p[i, self.perm[i]]) for i in range(p.shape[0])]
         self.diagonal = all(i == j for i, j in enumerate(self.perm))
         self.sigma = -1.0 if op.paulis.count("Y") % 2 else 1.0  # P^T = sigma P
 
-    def apply(self, t, o, c, s):
-        """t <- (c - i s P) t, with c, s broadcastable per-row factors; returns the view holding the result."""
-        b = self.blocks
+    def apply(self, psi: np.ndarray, out: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """(c - i s P) psi for per-row c, s of shape (B,); returns the array holding the result."""
+        lay = self.layout
+        b, t = lay.blocks, lay.view(psi)
+        c, s = lay.factor(c), lay.factor(s)
         if self.diagonal:
             for i, ph in enumerate(self.phase):
                 t[b[i]] *= c - (1j * ph) * s
-            return t
+            return psi
+        o = lay.view(out)
         for i, j in enumerate(self.perm):
             target = o[b[i]]
             np.multiply(t[b[i]], c, out=target)
             target += ((-1j * self.phase[i]) * s) * t[b[j]]
-        return o
+        return out
 
-    def pauli(self, t, o):
-        """o <- P t."""
-        b = self.blocks
+    def pauli(self, psi: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out <- P psi."""
+        lay = self.layout
+        b, t, o = lay.blocks, lay.view(psi), lay.view(out)
         for i, j in enumerate(self.perm):
             np.multiply(t[b[j]], self.phase[i], out=o[b[i]])
-        return o
+        return out
 
 
 class StatevectorEngine:
@@ -121,6 +154,11 @@ class StatevectorEngine:
         self.chunk_rows = max(1, chunk_elements // self.dim)
         self.hamiltonian = hamiltonian.to_matrix(sparse=True).tocsr()
         self._ops = [_Rot(n, op) if isinstance(op, Rotation) else _Fixed(n, op) for op in program.ops]
+        self._dense = None
+        if n <= DENSE_MAX_QUBITS:
+            from .dense import DenseKernel
+
+            self._dense = DenseKernel(program, hamiltonian)
         self.executions = 0
         """Parameter vectors simulated so far (forward passes; a gradient adds one backward pass each)."""
 
@@ -128,6 +166,9 @@ class StatevectorEngine:
     def energies(self, thetas: np.ndarray) -> np.ndarray:
         """E(theta) for each row of ``thetas`` (B, num_parameters) -> (B,)."""
         phis = self.program.angles(thetas)
+        if self._use_dense(phis.shape[0]):
+            self.executions += phis.shape[0]
+            return self._dense.energies(phis)
         out = np.empty(phis.shape[0])
         for lo in range(0, phis.shape[0], self.chunk_rows):
             psi = self._forward(phis[lo:lo + self.chunk_rows])
@@ -152,70 +193,62 @@ class StatevectorEngine:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     # ---- internals -------------------------------------------------------------------------------------------
-    def _view(self, a: np.ndarray) -> np.ndarray:
-        return a.reshape((a.shape[0],) + (2,) * self.n)
-
     @staticmethod
     def _factors(phis: np.ndarray):
         half = np.ascontiguousarray(phis.T) / 2  # (num_angles, rows): one contiguous row per rotation
         return np.cos(half), np.sin(half)
-
-    def _cs(self, cos, sin, op: _Rot, rows: int):
-        """Per-row factors of rotation ``op``, shaped to broadcast over its blocks (B, 2, ..., 2)."""
-        shape = (rows,) + (1,) * (self.n - op.k)
-        return cos[op.index].reshape(shape), sin[op.index].reshape(shape)
 
     def _forward(self, phis: np.ndarray) -> np.ndarray:
         rows = phis.shape[0]
         self.executions += rows
         psi = np.zeros((rows, self.dim), dtype=complex)
         psi[:, 0] = 1.0
-        t, o = self._view(psi), self._view(np.empty_like(psi))
+        other = np.empty_like(psi)
         cos, sin = self._factors(phis)
         for op in self._ops:
             if isinstance(op, _Rot):
-                c, s = self._cs(cos, sin, op, rows)
-                res = op.apply(t, o, c, s)
+                res = op.apply(psi, other, cos[op.index], sin[op.index])
             else:
-                res = op.apply(t, o, op.fwd)
-            if res is o:
-                t, o = o, t
-        return t.reshape(rows, self.dim)
+                res = op.apply(psi, other, op.fwd)
+            if res is other:
+                psi, other = other, psi
+        return psi
 
     def _apply_h(self, psi: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray((self.hamiltonian @ psi.T).T)
 
+    def _use_dense(self, rows: int) -> bool:
+        return self._dense is not None and rows * self.dim <= DENSE_MAX_WORK
+
     def _adjoint(self, phis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = phis.shape[0]
+        if self._use_dense(rows):
+            self.executions += rows
+            return self._dense.adjoint(phis)
         psi = self._forward(phis)
         mu = self._apply_h(psi).conj()
         energy = np.einsum("bi,bi->b", mu, psi).real
         grads = np.zeros((rows, self.program.num_angles))
-        t, m = self._view(psi), self._view(mu)
-        o = self._view(np.empty_like(psi))
+        o = np.empty_like(psi)
         cos, sin = self._factors(phis)
-        flat = (rows, self.dim)
         for op in reversed(self._ops):
             if isinstance(op, _Rot):
                 j = op.index
                 c, s = cos[j][:, None], sin[j][:, None]
-                t2, m2, o2 = t.reshape(flat), m.reshape(flat), o.reshape(flat)
-                op.pauli(t, o)
-                grads[:, j] = np.einsum("bi,bi->b", m2, o2).imag
+                op.pauli(psi, o)
+                grads[:, j] = np.einsum("bi,bi->b", mu, o).imag
                 # psi <- U^dag psi = c psi + i s P psi (P psi is already in o)
-                t2 *= c
-                o2 *= 1j * s
-                t2 += o2
+                psi *= c
+                o *= 1j * s
+                psi += o
                 # mu <- U^T mu = c mu - i s sigma P mu
-                op.pauli(m, o)
-                o2 *= (-1j * op.sigma) * s
-                m2 *= c
-                m2 += o2
+                op.pauli(mu, o)
+                o *= (-1j * op.sigma) * s
+                mu *= c
+                mu += o
             else:
-                res = op.apply(t, o, op.adj)
-                if res is o:
-                    t, o = o, t
-                res = op.apply(m, o, op.trans)
-                if res is o:
-                    m, o = o, m
+                if op.apply(psi, o, op.adj) is o:
+                    psi, o = o, psi
+                if op.apply(mu, o, op.trans) is o:
+                    mu, o = o, mu
         return energy, grads
