@@ -128,6 +128,10 @@ class DenseKernel:
         h = hamiltonian.to_matrix()
         self.h_tilde = last.conj() @ h @ last.T
 
+    @property
+    def num_groups(self) -> int:
+        return len(self.z)
+
     def _row_matrix(self, gates: list) -> np.ndarray:
         t, o = np.eye(self.dim, dtype=complex), np.empty((self.dim, self.dim), dtype=complex)
         for gate in gates:

@@ -24,9 +24,12 @@ MAX_QUBITS = 22
 CHUNK_ELEMENTS = 2**15
 """Amplitudes per chunk of the batch (rows x 2**n); about 512 KiB of complex128 keeps each pass in cache."""
 DENSE_MAX_QUBITS = 8
-"""Up to this many qubits small batches use ``dense.DenseKernel`` (fused segments, grouped rotations)."""
-DENSE_MAX_WORK = 2**16
-"""... when rows x 2**n (the cost of one fused dense matmul per row, relative to a gate pass) is at most this."""
+"""Up to this many qubits ``dense.DenseKernel`` (fused segments, grouped rotations) is considered."""
+# A rough cost model (seconds) picks the kernel per batch; constants measured on one core of the dev machine.
+_MATMUL_MAC = {True: 1e-9, False: 0.2e-9}  # per complex multiply-add: matrix-vector (one row) / matrix-matrix
+_DENSE_GROUP = 15e-6  # Python overhead per rotation group
+_BLOCK_AMPLITUDE = 15e-9  # per amplitude and gate, all passes of forward + adjoint
+_BLOCK_GATE = 40e-6  # Python overhead per gate
 
 
 class _Layout:
@@ -218,7 +221,12 @@ class StatevectorEngine:
         return np.ascontiguousarray((self.hamiltonian @ psi.T).T)
 
     def _use_dense(self, rows: int) -> bool:
-        return self._dense is not None and rows * self.dim <= DENSE_MAX_WORK
+        """The dense kernel when the cost model says it is cheaper for a batch of ``rows``."""
+        if self._dense is None:
+            return False
+        dense = self._dense.num_groups * (3 * rows * self.dim**2 * _MATMUL_MAC[rows < 8] + _DENSE_GROUP)
+        block = len(self._ops) * (rows * self.dim * _BLOCK_AMPLITUDE + _BLOCK_GATE)
+        return dense < block
 
     def _adjoint(self, phis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = phis.shape[0]
