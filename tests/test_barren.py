@@ -12,8 +12,14 @@ from qiskit.quantum_info import SparsePauliOp
 from scipy.stats import unitary_group
 
 from tests.ansatz_library import deep_random, heisenberg_hva, ry_cz, tfim_hva
-from workers.evaluation.barren import (BarrenSettings, check_barren_plateau, fit_decay, hamiltonian_scale,
-                                       scaling_sizes, two_design_variance)
+from workers.evaluation.barren import (
+    BarrenSettings,
+    check_barren_plateau,
+    fit_decay,
+    hamiltonian_scale,
+    scaling_sizes,
+    two_design_variance,
+)
 from workers.evaluation.errors import EvaluationError
 from workers.evaluation.goals import Goal, get_goal
 
@@ -42,7 +48,7 @@ def test_the_hamiltonian_scale_ignores_the_identity():
 
 def test_the_two_design_formula_matches_haar_random_unitaries():
     """Var of dE/dphi for exp(-i phi/2 P) between two Haar-random unitaries, sampled directly."""
-    n, d, samples = 3, 8, 6000
+    d, samples = 8, 6000  # 3 qubits
     hamiltonian = SparsePauliOp(["ZZI", "IXX", "YIZ", "III"], [1.0, -0.6, 0.3, 2.0])
     h, p = hamiltonian.to_matrix(), SparsePauliOp("IIZ").to_matrix()
     rng = np.random.default_rng(11)

@@ -32,7 +32,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -41,7 +41,7 @@ from qiskit.quantum_info import SparsePauliOp
 from .errors import EvaluationError
 from .goals import Goal
 from .results import BarrenPlateauResult
-from .simulator import make_engine, resolve_engine
+from .simulator import blas_threads, make_engine, resolve_engine
 from .verify import verify_circuit
 
 DECAY_THRESHOLD = math.log(2) / 2
@@ -68,7 +68,7 @@ class BarrenSettings:
     """Bootstrap resamples for the sampling error of each variance."""
 
     @classmethod
-    def from_env(cls) -> "BarrenSettings":
+    def from_env(cls) -> BarrenSettings:
         values = {}
         for field in dataclasses.fields(cls):
             raw = os.environ.get(f"QMIND_BP_{field.name.upper()}")
@@ -204,14 +204,15 @@ def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, 
             raise EvaluationError(f"the circuit at the goal's size fails verification: {'; '.join(check.errors)}")
         else:
             skipped.append(f"n={n} skipped ({check.errors[0]})")
-    stats = [_size_stats(n, c, g.hamiltonian, samples=samples, seed=seed, engine=engine, settings=settings)
-             for n, (c, g) in sorted(usable.items())]
+    with blas_threads():
+        stats = [_size_stats(n, c, g.hamiltonian, samples=samples, seed=seed, engine=engine, settings=settings)
+                 for n, (c, g) in sorted(usable.items())]
     own = next(s for s in stats if s.n == goal.num_qubits)
-    common = dict(
-        sizes=tuple(s.n for s in stats), variances=tuple(s.mean for s in stats),
-        parameter_variances=tuple(s.reported for s in stats), parameter_names=tuple(s.names for s in stats),
-        normalised_variances=tuple(s.normalised for s in stats), two_design_ratios=tuple(s.ratio for s in stats),
-        samples=samples, seed=seed, engine=engine)
+    common = {
+        "sizes": tuple(s.n for s in stats), "variances": tuple(s.mean for s in stats),
+        "parameter_variances": tuple(s.reported for s in stats), "parameter_names": tuple(s.names for s in stats),
+        "normalised_variances": tuple(s.normalised for s in stats), "two_design_ratios": tuple(s.ratio for s in stats),
+        "samples": samples, "seed": seed, "engine": engine}
     note = f" ({'; '.join(skipped)})" if skipped else ""
     vanished = [s.n for s in stats if s.normalised <= settings.vanishing]
     if vanished:

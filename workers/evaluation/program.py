@@ -158,7 +158,7 @@ class Program:
         return qc, phi
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _basis() -> tuple[str, ...]:
     from qiskit.circuit.library import get_standard_gate_name_mapping
 

@@ -33,8 +33,15 @@ import math
 import numpy as np
 
 from .goals import Goal
-from .results import (STATUS_FLAGGED, STATUS_INVALID, STATUS_VALID, BarrenPlateauResult, RewardResult,
-                      VerificationResult, VQEResult)
+from .results import (
+    STATUS_FLAGGED,
+    STATUS_INVALID,
+    STATUS_VALID,
+    BarrenPlateauResult,
+    RewardResult,
+    VerificationResult,
+    VQEResult,
+)
 
 REWARD_VERSION = "2026.11-1"
 WEIGHTS: dict[str, float] = {"validity": 0.10, "barren_plateau": 0.20, "energy": 0.60, "gate_cost": 0.10}

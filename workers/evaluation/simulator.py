@@ -12,6 +12,9 @@ picks the default.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
@@ -23,6 +26,25 @@ from .program import Program, compile_circuit
 
 ENGINES: tuple[str, ...] = ("statevector", "aer")
 DEFAULT_ENGINE = "statevector"
+BLAS_THREADS_ENV = "QMIND_BLAS_THREADS"
+"""BLAS threads while scoring (default 1: a worker scores one candidate per core; 0 leaves BLAS alone)."""
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int | None = None) -> Iterator[None]:
+    """Limit BLAS threads for the duration (small matmuls lose badly to thread start-up on a busy machine)."""
+    if limit is None:
+        limit = int(os.environ.get(BLAS_THREADS_ENV, "1"))
+    if limit <= 0:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS keeps its own default
+        yield
+        return
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
 
 
 class Engine(Protocol):

@@ -27,7 +27,7 @@ from scipy.optimize import minimize
 from .errors import EvaluationError
 from .goals import CHEMICAL_ACCURACY, Goal
 from .results import VQEResult
-from .simulator import make_engine, resolve_engine
+from .simulator import blas_threads, make_engine, resolve_engine
 
 OPTIMIZER = "L-BFGS-B"
 ROUNDING = 1e-9
@@ -56,7 +56,7 @@ class VQESettings:
     """Simulator: auto (= statevector), statevector or aer."""
 
     @classmethod
-    def from_env(cls) -> "VQESettings":
+    def from_env(cls) -> VQESettings:
         values = {}
         for field in dataclasses.fields(cls):
             raw = os.environ.get(f"QMIND_VQE_{field.name.upper()}")
@@ -92,6 +92,12 @@ def score_vqe(circuit: QuantumCircuit, goal: Goal, *, restarts: int | None = Non
               maxiter: int | None = None, tol: float | None = None, engine: str | None = None,
               settings: VQESettings | None = None) -> VQEResult:
     """Minimise ``goal``'s energy over ``circuit``'s parameters; keyword options override ``settings``."""
+    with blas_threads():
+        return _score_vqe(circuit, goal, restarts=restarts, seed=seed, maxiter=maxiter, tol=tol, engine=engine,
+                          settings=settings)
+
+
+def _score_vqe(circuit, goal, *, restarts, seed, maxiter, tol, engine, settings) -> VQEResult:
     settings = settings or VQESettings.from_env()
     restarts = settings.restarts if restarts is None else int(restarts)
     maxiter = settings.maxiter if maxiter is None else int(maxiter)
@@ -105,7 +111,7 @@ def score_vqe(circuit: QuantumCircuit, goal: Goal, *, restarts: int | None = Non
     truncated = False
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        if time.perf_counter() - start > settings.max_seconds:
+        if counts["evaluations"] and time.perf_counter() - start > settings.max_seconds:
             raise _OutOfTime
         counts["evaluations"] += 1
         energy, grad = sim.energies_and_gradients(theta[None, :])
