@@ -121,9 +121,7 @@ class DenseKernel:
             gates += (_basis_change(frames[g], inverse=True) if g < len(groups) else [])
             mats.append(self._row_matrix(gates))
         self.start = mats[0][0].copy() if groups else np.eye(self.dim, dtype=complex)[0]
-        self.forward_mats = mats[1:-1]
-        self.adjoint_psi = [m.conj().T.copy() for m in self.forward_mats]  # psi_row @ R^dag undoes R
-        self.adjoint_mu = [m.T.copy() for m in self.forward_mats]  # mu_row @ R^T (mu evolves with U^T)
+        self.forward_mats = mats[1:-1]  # one matrix per gap; the adjoint uses transposed views of it (no copies)
         last = mats[-1]  # H~ = M_K^dag H M_K, with M_K = last.T; mu_row = conj(psi_row) @ H~
         h = hamiltonian.to_matrix()
         self.h_tilde = last.conj() @ h @ last.T
@@ -166,6 +164,7 @@ class DenseKernel:
             psi *= phases[g].conj()
             mu *= phases[g]
             if g > 0:
-                psi = psi @ self.adjoint_psi[g - 1]
-                mu = mu @ self.adjoint_mu[g - 1]
+                r = self.forward_mats[g - 1]
+                psi = (psi.conj() @ r.T).conj()  # psi_row @ R^dag undoes R
+                mu = mu @ r.T  # mu evolves with U^T
         return energy, grads

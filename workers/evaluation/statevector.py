@@ -23,13 +23,13 @@ from .program import FixedGate, Program, Rotation, pauli_matrix
 MAX_QUBITS = 22
 CHUNK_ELEMENTS = 2**15
 """Amplitudes per chunk of the batch (rows x 2**n); about 512 KiB of complex128 keeps each pass in cache."""
+DENSE_ALWAYS_QUBITS = 6
+"""Up to this many qubits every batch uses ``dense.DenseKernel`` (fused segments, grouped rotations)."""
 DENSE_MAX_QUBITS = 8
-"""Up to this many qubits ``dense.DenseKernel`` (fused segments, grouped rotations) is considered."""
-# A rough cost model (seconds) picks the kernel per batch; constants measured on one core of the dev machine.
-_MATMUL_MAC = {True: 1e-9, False: 0.2e-9}  # per complex multiply-add: matrix-vector (one row) / matrix-matrix
-_DENSE_GROUP = 15e-6  # Python overhead per rotation group
-_BLOCK_AMPLITUDE = 15e-9  # per amplitude and gate, all passes of forward + adjoint
-_BLOCK_GATE = 40e-6  # Python overhead per gate
+"""Up to this many qubits small batches (at most ``DENSE_MAX_ROWS`` rows) use it too; larger ones go gate by gate
+(measured on one core: at 8 qubits a fused 256 x 256 matrix costs about as much as the gates it replaces once
+16 rows share it)."""
+DENSE_MAX_ROWS = 8
 
 
 class _Layout:
@@ -221,12 +221,10 @@ class StatevectorEngine:
         return np.ascontiguousarray((self.hamiltonian @ psi.T).T)
 
     def _use_dense(self, rows: int) -> bool:
-        """The dense kernel when the cost model says it is cheaper for a batch of ``rows``."""
+        """The dense kernel for few qubits, or for small batches on up to ``DENSE_MAX_QUBITS`` qubits."""
         if self._dense is None:
             return False
-        dense = self._dense.num_groups * (3 * rows * self.dim**2 * _MATMUL_MAC[rows < 8] + _DENSE_GROUP)
-        block = len(self._ops) * (rows * self.dim * _BLOCK_AMPLITUDE + _BLOCK_GATE)
-        return dense < block
+        return self.n <= DENSE_ALWAYS_QUBITS or rows <= DENSE_MAX_ROWS
 
     def _adjoint(self, phis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = phis.shape[0]
