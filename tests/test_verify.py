@@ -218,3 +218,13 @@ def test_the_result_serialises_to_json():
 
     data = verify_circuit(ry_cz(4, 1), GOAL).to_dict()
     assert json.loads(json.dumps(data))["gate_counts"] == {"cz": 3, "ry": 8}
+
+
+def test_an_angle_built_from_very_many_parameters_is_refused_quickly():
+    theta = ParameterVector("t", 5000)
+    qc = QuantumCircuit(4)
+    qc.ry(sum(theta[1:], theta[0]), 0)
+    start = time.perf_counter()
+    text = _errors(qc)
+    assert time.perf_counter() - start < 2.0
+    assert "depends on 5000 Parameters" in text

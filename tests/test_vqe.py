@@ -143,3 +143,35 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert settings.restarts == 2 and settings.engine == "aer"
     result = score_vqe(h2_ansatz(), get_goal("h2"))
     assert result.restarts == 2 and result.engine == "aer"
+
+
+def test_lockstep_rounds_hold_exactly_the_restarts_still_running():
+    from workers.evaluation.lockstep import run_restarts
+
+    batches: list[int] = []
+
+    def evaluate(rows):
+        batches.append(len(rows))
+        return rows.sum(axis=1), 2 * rows
+
+    answers: dict[int, list[float]] = {}
+
+    def work(r, lockstep):  # restart r asks r + 2 times
+        answers[r] = [lockstep.request(r, np.full(3, r + k))[0] for k in range(r + 2)]
+
+    rounds = run_restarts(3, work, evaluate)
+    assert batches == [3, 3, 2, 1] and rounds == 4
+    assert answers == {r: [3.0 * (r + k) for k in range(r + 2)] for r in range(3)}
+
+
+def test_an_error_in_one_restart_stops_the_others():
+    from workers.evaluation.lockstep import run_restarts
+
+    def work(r, lockstep):
+        for k in range(10**6):
+            if r == 1 and k == 3:
+                raise ValueError("restart 1 broke")
+            lockstep.request(r, np.zeros(2))
+
+    with pytest.raises(ValueError, match="restart 1 broke"):
+        run_restarts(4, work, lambda rows: (np.zeros(len(rows)), np.zeros_like(rows)))

@@ -34,6 +34,8 @@ from .errors import EvaluationError
 PAULI_ROTATIONS: dict[str, str] = {"rx": "X", "ry": "Y", "rz": "Z", "rxx": "XX", "ryy": "YY", "rzz": "ZZ",
                                    "rzx": "ZX"}
 IGNORED = frozenset({"barrier"})
+MAX_EXPRESSION_PARAMETERS = 64
+"""Parameters one angle expression may depend on (bounds the cost of checking hostile expressions)."""
 _SINGLE = {"I": np.eye(2, dtype=complex), "X": np.array([[0, 1], [1, 0]], dtype=complex),
            "Y": np.array([[0, -1j], [1j, 0]]), "Z": np.diag([1.0, -1.0]).astype(complex)}
 
@@ -62,10 +64,13 @@ def affine_form(value) -> tuple[dict[Parameter, float], float]:
     """
     if not isinstance(value, ParameterExpression):
         return {}, _real(value, "the angle")
+    params = list(value.parameters)
+    if len(params) > MAX_EXPRESSION_PARAMETERS:
+        raise AngleError(f"an angle depends on {len(params)} Parameters; at most {MAX_EXPRESSION_PARAMETERS} "
+                         f"per angle are accepted (give each gate its own Parameter or a short expression)")
     text = str(value)
     if len(text) > 200:
         text = text[:200] + "..."
-    params = list(value.parameters)
     if not params:
         return {}, _real(value.numeric(), f"the angle {text}")
     coeffs: dict[Parameter, float] = {}

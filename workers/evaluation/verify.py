@@ -31,6 +31,8 @@ from .results import VerificationResult
 
 MAX_INSTRUCTIONS = 100_000
 """Instructions beyond which a circuit is refused before any per-gate work (a goal's depth limit is tighter)."""
+MAX_PARAMETERS = 10_000
+"""Distinct Parameters beyond which a circuit is refused before any per-gate work."""
 NON_UNITARY = ("measure", "reset", "initialize", "delay", "store")
 CONTROL_FLOW = ("if_else", "while_loop", "for_loop", "switch_case", "box", "break_loop", "continue_loop")
 _MAX_MESSAGES = 5
@@ -65,6 +67,9 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
     if size > cap:
         errors.append(f"circuit has {size} instructions; a circuit of depth at most {goal.max_depth} on "
                       f"{circuit.num_qubits} qubits has far fewer (at most {cap} are inspected)")
+    if circuit.num_parameters > MAX_PARAMETERS:
+        errors.append(f"circuit has {circuit.num_parameters} Parameters; at most {MAX_PARAMETERS} are accepted")
+    if size > cap or circuit.num_parameters > MAX_PARAMETERS:
         return VerificationResult(ok=False, errors=tuple(errors), num_qubits=circuit.num_qubits)
 
     counts: collections.Counter = collections.Counter()
