@@ -228,3 +228,19 @@ def test_an_angle_built_from_very_many_parameters_is_refused_quickly():
     text = _errors(qc)
     assert time.perf_counter() - start < 2.0
     assert "depends on 5000 Parameters" in text
+
+
+def test_a_deeply_nested_angle_expression_is_refused_and_a_reused_one_is_checked_once():
+    t = Parameter("t")
+    deep = t
+    for _ in range(200):
+        deep = deep * 1.0001 + 0.5
+    qc = QuantumCircuit(4)
+    for _ in range(40):
+        qc.ry(deep, 0)
+    goal = get_goal("tfim-4", max_depth=100)
+    start = time.perf_counter()
+    text = _errors(qc, goal)
+    assert time.perf_counter() - start < 1.0
+    assert "characters long; at most 1000" in text
+    assert text.count("characters long") <= 6  # five messages, then a count of the rest

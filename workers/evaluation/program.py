@@ -36,6 +36,8 @@ PAULI_ROTATIONS: dict[str, str] = {"rx": "X", "ry": "Y", "rz": "Z", "rxx": "XX",
 IGNORED = frozenset({"barrier"})
 MAX_EXPRESSION_PARAMETERS = 64
 """Parameters one angle expression may depend on (bounds the cost of checking hostile expressions)."""
+MAX_EXPRESSION_CHARS = 1000
+"""Longest angle expression (as text) accepted; deeply nested expressions cost seconds to differentiate."""
 _SINGLE = {"I": np.eye(2, dtype=complex), "X": np.array([[0, 1], [1, 0]], dtype=complex),
            "Y": np.array([[0, -1j], [1j, 0]]), "Z": np.diag([1.0, -1.0]).astype(complex)}
 
@@ -56,11 +58,12 @@ def _real(value, what: str) -> float:
     return z.real
 
 
-def affine_form(value) -> tuple[dict[Parameter, float], float]:
+def affine_form(value, cache: dict | None = None) -> tuple[dict[Parameter, float], float]:
     """``value`` as ``sum_k c_k theta_k + b``: ({Parameter: c_k}, b).
 
-    Raises ``AngleError`` (with a message fit for the model) when ``value`` is NaN/infinite, complex, or not affine
-    in its Parameters (``sin(theta)``, ``theta**2``, ``theta*phi``).
+    Raises ``AngleError`` (with a message fit for the model) when ``value`` is NaN/infinite, complex, too large, or
+    not affine in its Parameters (``sin(theta)``, ``theta**2``, ``theta*phi``). ``cache`` (text -> result) lets a
+    caller pay once for an expression a circuit reuses (Parameter names are unique within a circuit).
     """
     if not isinstance(value, ParameterExpression):
         return {}, _real(value, "the angle")
@@ -68,7 +71,23 @@ def affine_form(value) -> tuple[dict[Parameter, float], float]:
     if len(params) > MAX_EXPRESSION_PARAMETERS:
         raise AngleError(f"an angle depends on {len(params)} Parameters; at most {MAX_EXPRESSION_PARAMETERS} "
                          f"per angle are accepted (give each gate its own Parameter or a short expression)")
-    text = str(value)
+    full = str(value)
+    if len(full) > MAX_EXPRESSION_CHARS:
+        raise AngleError(f"an angle expression is {len(full)} characters long; at most {MAX_EXPRESSION_CHARS} "
+                         f"are accepted (use Parameters directly or short linear expressions)")
+    if cache is not None:
+        if full not in cache:
+            try:
+                cache[full] = _affine(value, params, full)
+            except AngleError as exc:
+                cache[full] = exc
+        if isinstance(cache[full], AngleError):
+            raise cache[full]
+        return cache[full]
+    return _affine(value, params, full)
+
+
+def _affine(value: ParameterExpression, params: list, text: str) -> tuple[dict[Parameter, float], float]:
     if len(text) > 200:
         text = text[:200] + "..."
     if not params:
@@ -220,6 +239,7 @@ def compile_circuit(circuit: QuantumCircuit) -> Program:
     ops: list = []
     rows: list[np.ndarray] = []
     offsets: list[float] = []
+    cache: dict = {}
     for inst in circuit.data:
         op = inst.operation
         if op.name in IGNORED:
@@ -228,7 +248,7 @@ def compile_circuit(circuit: QuantumCircuit) -> Program:
             raise EvaluationError(f"instruction '{op.name}' is not a standard unitary gate; it cannot be simulated")
         qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
         if op.name in PAULI_ROTATIONS:
-            coeffs, offset = affine_form(op.params[0])
+            coeffs, offset = affine_form(op.params[0], cache)
             coeffs = {p: c for p, c in coeffs.items() if c != 0.0}
             if coeffs:
                 row = np.zeros(len(parameters))

@@ -79,6 +79,7 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
     custom: set[str] = set()
     angle_errors: list[str] = []
     trainable: set = set()
+    expressions: dict = {}  # affine_form cache: a reused expression is checked once
     two_qubit = 0
     for position, inst in enumerate(circuit.data):
         op = inst.operation
@@ -106,7 +107,7 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
             continue
         for value in op.params:
             try:
-                affine_form(value)
+                affine_form(value, expressions)
             except AngleError as exc:
                 qubits = ", ".join(str(circuit.find_bit(q).index) for q in inst.qubits)
                 angle_errors.append(f"{name} on qubit(s) {qubits} (instruction {position}): {exc}")
