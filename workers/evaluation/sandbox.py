@@ -28,8 +28,15 @@ from .results import STATUS_ERROR, STATUS_RESOURCE, STATUS_TIMEOUT, SandboxResul
 from .sandbox_config import SandboxConfig
 from .sandbox_process import Identity, Outcome, kill_tree, run_process, sandbox_pids
 
-__all__ = ["SandboxConfig", "run_candidate", "load_circuit", "isolation_status", "IsolationStatus",
-           "SAFE_QPY_VERSIONS", "DEFAULT_MAX_CIRCUIT_BYTES"]
+__all__ = [
+    "DEFAULT_MAX_CIRCUIT_BYTES",
+    "SAFE_QPY_VERSIONS",
+    "IsolationStatus",
+    "SandboxConfig",
+    "isolation_status",
+    "load_circuit",
+    "run_candidate",
+]
 
 log = logging.getLogger("qmind.sandbox")
 STATUS_OK = "ok"
@@ -112,7 +119,7 @@ def _probe_bwrap(config: SandboxConfig, root: bool) -> tuple[bool, str]:
     argv = iso.bwrap_args(path, interp, config, root=root, info_fd=info_w, seccomp_fd=sec_fd)
     argv += [interp.executable, *_PY_FLAGS, "-c", "import sys"]
     try:
-        proc = subprocess.run(argv, pass_fds=(info_w, sec_fd), capture_output=True, timeout=30,
+        proc = subprocess.run(argv, pass_fds=(info_w, sec_fd), capture_output=True, timeout=30, check=False,
                               env=iso.sandbox_env("/"), start_new_session=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bubblewrap did not run: {exc}"

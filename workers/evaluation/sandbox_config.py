@@ -20,7 +20,7 @@ ISOLATION_MODES = ("auto", "bwrap", "rlimits")
 ENV_PREFIX = "QMIND_SANDBOX_"
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best here
+def _f(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 

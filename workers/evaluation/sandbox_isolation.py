@@ -105,7 +105,7 @@ def bwrap_args(bwrap: str, interp: Interpreter, config: SandboxConfig, *, root: 
     args = [bwrap]
     if root:  # privileged bwrap, no user namespace: the runner itself drops to the slot uid (kernel-enforced NPROC)
         args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     else:
         args += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
     args += ["--die-with-parent", "--new-session", "--hostname", "qmind-sandbox",

@@ -130,9 +130,7 @@ def sandbox_pids(ident: Identity, *, init_pid: int | None = None, pidns: str | N
         for pid in _all_pids():
             if pid == me:
                 continue
-            if ident.uid is not None and _real_uid(pid) == ident.uid:
-                found.add(pid)
-            elif pidns is not None and _pidns(pid) == pidns:
+            if ident.uid is not None and _real_uid(pid) == ident.uid or pidns is not None and _pidns(pid) == pidns:
                 found.add(pid)
             elif ident.pgid is not None:
                 st = _stat(pid)
@@ -170,7 +168,7 @@ def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidn
     while True:
         left = sandbox_pids(ident, pidns=pidns, full_scan=True)
         if init_pid is not None:
-            left = sorted(set(left) | set(p for p in _descendants(init_pid) if _alive(p)))
+            left = sorted(set(left) | {p for p in _descendants(init_pid) if _alive(p)})
         if not left or time.monotonic() > deadline:
             break
         for pid in left:
@@ -207,7 +205,7 @@ def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ..
     streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", result_fd: "result"}
     if info_fd is not None:
         streams[info_fd] = "info"
-    for fd, _name in streams.items():
+    for fd in streams:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
     open_fds = set(streams)

@@ -65,11 +65,28 @@ def _prctl(option, arg):
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed: {os.strerror(ctypes.get_errno())}")
 
 
+def _drop_bounding_set():
+    """Empty the capability bounding set (needs CAP_SETPCAP, which only this trusted prologue holds)."""
+    with open("/proc/sys/kernel/cap_last_cap") as fh:
+        last = int(fh.read())
+    for cap in range(last + 1):
+        _prctl(24, cap)  # PR_CAPBSET_DROP
+
+
+def _clear_capabilities():
+    """capset(all zero): after the uid change only the inheritable set is left; clear it too."""
+    ctypes, libc = _libc()
+    header = ctypes.create_string_buffer(struct.pack("=Ii", 0x20080522, 0), 8)  # _LINUX_CAPABILITY_VERSION_3
+    data = ctypes.create_string_buffer(bytes(24), 24)
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
 def _install_seccomp(program):
     ctypes, libc = _libc()
 
     class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+        _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
     buf = ctypes.create_string_buffer(program, len(program))
     prog = SockFprog(len(program) // 8, ctypes.addressof(buf))
@@ -166,7 +183,7 @@ def _describe(what, exc, candidate_path, memory_bytes):
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == candidate_path]
         if frames:
             where = f" (line {frames[-1].lineno}: {_safe_text(frames[-1].line, 200)})"
-    except BaseException:  # noqa: BLE001
+    except BaseException:  # noqa: BLE001, S110 - a location is a nicety; never fail on it
         pass
     name = _type_name(exc)
     if isinstance(exc, MemoryError):
@@ -186,7 +203,7 @@ def _print_traceback(exc):
         import traceback
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
         _write(2, text[-20000:].encode("utf-8", "replace"))
-    except BaseException:  # noqa: BLE001
+    except BaseException:  # noqa: BLE001, S110 - the traceback is a nicety; never fail on it
         pass
 
 
@@ -238,6 +255,7 @@ def _prepare(cfg):
     dev_fds = _open_paths(ll["devices"]) if abi else []
     if drop:
         uid, gid = drop
+        _drop_bounding_set()
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
@@ -249,6 +267,7 @@ def _prepare(cfg):
             pass
         else:
             raise OSError("could regain root after dropping privileges")
+        _clear_capabilities()
         _prctl(4, 1)  # PR_SET_DUMPABLE: own /proc/self/fd usable again after the uid change
 
     workdir = cfg["workdir"]
