@@ -205,7 +205,7 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
     read_paths = iso.read_only_paths(interp, config) + list(iso._READ_FILES)
     runner_cfg = {
         "run_id": uuid.uuid4().hex, "sizes": sizes, "code_fd": code_fd, "result_fd": result_w,
-        "sys_path": list(interp.sys_path), "drop": [uid, uid] if root else None,
+        "sys_path": _sys_path(interp, config), "drop": [uid, uid] if root else None,
         "limits": {"cpu": config.cpu_limit, "fsize": config.max_disk_bytes, "nofile": config.max_open_files,
                    "nproc": nproc, "memory": config.memory_bytes},
         "landlock": {"enabled": True, "read": read_paths + (["/proc"] if mode == BWRAP else []),
@@ -246,6 +246,12 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
         if workdir is not None:
             import shutil
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _sys_path(interp: iso.Interpreter, config: SandboxConfig) -> list[str]:
+    """The interpreter's own import path, then the extra read-only directories."""
+    extra = [os.path.realpath(p) for p in config.extra_read_paths if os.path.isdir(p)]
+    return list(dict.fromkeys([*interp.sys_path, *extra]))
 
 
 def _bwrap_path(config: SandboxConfig) -> str:

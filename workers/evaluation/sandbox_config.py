@@ -42,7 +42,7 @@ class SandboxConfig:
     python: str = _f("", "interpreter for the sandbox; empty = the one running this process")
     uid_base: int = _f(1_000_000_000, "first uid of the per-slot unprivileged uids used when the worker is root")
     uid_slots: int = _f(256, "how many sandbox uids (concurrent runs per host) exist above uid_base")
-    extra_read_paths: tuple[str, ...] = _f((), "further read-only directories to expose (e.g. a --user site)")
+    extra_read_paths: tuple[str, ...] = _f((), "further read-only directories to expose and import from (after the interpreter's own)")
 
     def __post_init__(self) -> None:
         problems = []
