@@ -414,3 +414,59 @@ def test_loaded_circuits_carry_no_candidate_metadata():
     qc = parametric()
     qc.metadata = {"energy": -1e9, "note": "trust me"}
     assert load_circuit(dumped(qc)).metadata == {}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_standard_library_and_the_scientific_stack_import_inside_the_sandbox(mode):
+    code = candidate('''
+def create_ansatz(num_qubits):
+    import cmath, decimal, functools, itertools, json, math, random, statistics
+    import numpy as np
+    import scipy.linalg, scipy.optimize
+    from qiskit.circuit.library import efficient_su2
+    from qiskit.quantum_info import SparsePauliOp
+    angle = math.pi * float(decimal.Decimal("0.5")) + abs(cmath.exp(1j)) - 1
+    print("EIG", round(float(np.linalg.eigvalsh(SparsePauliOp("ZZ").to_matrix().real)[0]), 6))
+    qc = efficient_su2(num_qubits, reps=1)
+    qc.rz(angle, 0)
+    return qc
+''')
+    result = run_candidate(code, 3, config=config(mode))
+    assert result.status == "ok", result.error
+    assert "EIG -1.0" in result.stdout
+    assert load_circuit(result.circuits_qpy[3]).num_parameters == 12
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_killed_worker_takes_its_sandbox_with_it(mode):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from _sandbox_util import marker, processes_named
+
+    name = marker()
+    code = ("import ctypes, time\nctypes.CDLL(None).prctl(15, b'%s', 0, 0, 0)\n"
+            "def create_ansatz(n):\n    time.sleep(120)\n" % name)
+    script = ("import sys; sys.path[:0] = [%r, %r]\n"
+              "from workers.evaluation.sandbox import run_candidate, SandboxConfig\n"
+              "run_candidate(%r, 3, config=SandboxConfig(isolation=%r, wall_seconds=120))\n"
+              % (str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent), code, mode))
+    worker = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not processes_named(name):
+            assert time.monotonic() < deadline, "the sandboxed candidate never started"
+            assert worker.poll() is None, "the worker died on its own"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        deadline = time.monotonic() + 5
+        while processes_named(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_named(name) == []
+    finally:
+        worker.kill()
+        worker.wait()

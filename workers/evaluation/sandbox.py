@@ -226,6 +226,7 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
         else:
             workdir = iso.make_workdir(uid)
             runner_cfg["workdir"] = workdir
+            runner_cfg["parent_pid"] = os.getpid()
             runner_cfg["seccomp"] = [p.hex() for p in (iso.seccomp_program("fallback"),
                                                       iso.seccomp_program("no_exec")) if p]
             argv = []

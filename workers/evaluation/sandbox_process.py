@@ -196,6 +196,11 @@ def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ..
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, pass_fds=pass_fds, start_new_session=True, close_fds=True, cwd="/")
+    except BaseException:
+        for fd in (result_fd, info_fd):
+            if fd is not None:
+                os.close(fd)
+        raise
     finally:
         for fd in pass_fds:
             os.close(fd)

@@ -270,6 +270,12 @@ def _prepare(cfg):
         _clear_capabilities()
         _prctl(4, 1)  # PR_SET_DUMPABLE: own /proc/self/fd usable again after the uid change
 
+    parent = cfg.get("parent_pid")
+    if parent:  # fallback: no --die-with-parent, so die with the worker ourselves (set after the uid change)
+        _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL
+        if os.getppid() != parent:
+            raise OSError("the evaluating process is already gone")
+
     workdir = cfg["workdir"]
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     os.chdir(workdir)
