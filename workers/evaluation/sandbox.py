@@ -185,7 +185,7 @@ def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfi
     with iso.claim_slot(config) as uid:
         if uid is not None and sandbox_pids(Identity(uid=uid), full_scan=True):
             log.error("sandbox: processes of uid %s survived an earlier run; killing them", uid)
-            kill_tree(None, Identity(uid=uid), init_pid=None, pidns=None)
+            kill_tree(None, Identity(uid=uid), pidns=None)
         outcome = _execute(source, sizes, config, mode, interp, uid)
     return _interpret(outcome, sizes, config, mode)
 

@@ -151,8 +151,7 @@ def _pidns(pid: int) -> str | None:
         return None
 
 
-def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidns: str | None,
-              grace: float = 2.0) -> int:
+def kill_tree(leader: int | None, ident: Identity, *, pidns: str | None, grace: float = 2.0) -> int:
     """SIGKILL everything of the sandbox; sweep /proc until nothing is left. Returns how many survived.
 
     ``leader`` is the process group the parent started (bwrap, whose death kills the pid namespace, or the
@@ -166,9 +165,9 @@ def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidn
     deadline = time.monotonic() + grace
     left: list[int] = []
     while True:
+        # only strong identities here (pid namespace, per-run uid, process group): never "descendants of the init",
+        # whose pid could belong to an unrelated process once the init is gone
         left = sandbox_pids(ident, pidns=pidns, full_scan=True)
-        if init_pid is not None:
-            left = sorted(set(left) | {p for p in _descendants(init_pid) if _alive(p)})
         if not left or time.monotonic() > deadline:
             break
         for pid in left:
@@ -176,11 +175,6 @@ def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidn
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
     return len(left)
-
-
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return bool(st) and st[0] not in ("Z", "X")
 
 
 def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ...], result_fd: int,
@@ -274,7 +268,7 @@ def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ..
                     out.stop_detail = f"{mem / 2**30:.2f} GiB across {len(pids)} processes"
                     break
     finally:
-        out.leftovers = kill_tree(proc.pid, ident, init_pid=init_pid, pidns=pidns)
+        out.leftovers = kill_tree(proc.pid, ident, pidns=pidns)  # before proc.wait(): its pid stays ours
         proc.wait()
         out.wall_seconds = time.monotonic() - start
         for fd in list(open_fds):  # drain what is already buffered, within the caps
