@@ -264,12 +264,14 @@ def _bwrap_path(config: SandboxConfig) -> str:
 
 
 def _count_own_processes() -> int:
+    """Tasks (threads included: RLIMIT_NPROC counts them) of this uid right now."""
     me = os.getuid()
     count = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                count += os.stat(f"/proc/{entry}").st_uid == me
+                if os.stat(f"/proc/{entry}").st_uid == me:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
             except OSError:
                 pass
     return count
