@@ -111,6 +111,15 @@ class BarrenPlateauResult(_JSON):
     seconds: float = 0.0
     reason: str = ""
     """Why it was (or was not) flagged, in words."""
+    normalised_variances: tuple[float, ...] = ()
+    """Per size, ``variances`` divided by the Hamiltonian's scale sum_P c_P^2 (identity excluded): the fitted
+    quantity, so a Hamiltonian with more terms at larger n cannot hide a decay."""
+    two_design_ratios: tuple[float, ...] = ()
+    """Per size, the variance divided by the level a unitary 2-design would give for the same parameters."""
+    parameter_names: tuple[tuple[str, ...], ...] = ()
+    """Per size, the names of the parameters in ``parameter_variances`` (first, middle, last, a few random)."""
+    engine: str = ""
+    """Which simulator computed the gradients."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +150,13 @@ class VQEResult(_JSON):
     restart_energies: tuple[float, ...] = ()
     engine: str = ""
     """Which simulator computed energies and gradients."""
+    circuit_executions: int = 0
+    """Parameter vectors the engine simulated (Aer: every shifted binding; statevector: forward passes)."""
+    check_energy: float | None = None
+    """The best parameters' energy recomputed independently with ``qiskit.quantum_info.Statevector`` on the
+    circuit as built (not the compiled program)."""
+    truncated: bool = False
+    """The time budget ran out before every restart converged (the best energy so far is reported)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,11 +191,16 @@ class EvaluationResult(_JSON):
     seed: int = 0
     timings: dict = dataclasses.field(default_factory=dict)
     """Seconds per stage."""
+    fingerprint: str | None = None
+    """``fingerprint.circuit_fingerprint`` of the built circuit (renaming-invariant), when it was built."""
+    reused_from: str | None = None
+    """When the scores were copied from an earlier evaluation of the same circuit: that evaluation's key."""
 
     def to_cli_json(self) -> dict[str, Any]:
         """The object ``qmind evaluate --json`` prints (contract relied on by scripts and tests)."""
         out: dict[str, Any] = {"status": self.status, "errors": list(self.errors), "goal": self.goal,
-                               "stage": self.stage, "scorer_version": self.scorer_version, "seed": self.seed}
+                               "stage": self.stage, "scorer_version": self.scorer_version, "seed": self.seed,
+                               "fingerprint": self.fingerprint}
         if self.verification is not None:
             v = self.verification
             out.update(depth=v.depth, num_parameters=v.num_parameters, gate_counts=dict(v.gate_counts),
