@@ -20,6 +20,8 @@ def test_a_fenced_python_block_is_extracted_without_the_prose_around_it():
     completion = f"Here is an ansatz for the TFIM:\n\n```python\n{CODE}```\n\nIt uses one RY layer."
     found = extract_code(completion)
     assert found.code == CODE and found.error is None and found.source == "fenced"
+    code, error = found
+    assert (code, error) == (CODE, None)
 
 
 def test_a_block_whose_closing_fence_the_stop_sequence_removed_is_still_extracted():

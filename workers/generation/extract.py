@@ -30,6 +30,10 @@ class Extraction:
     source: str = ""
     """fenced, unterminated-fence or bare: where the code came from."""
 
+    def __iter__(self):
+        """``code, error = extract_code(text)``."""
+        return iter((self.code, self.error))
+
 
 def _blocks(text: str) -> list[tuple[str, str, bool]]:
     """(language, body, closed) for each fenced block, in order; an unclosed last fence runs to the end."""
