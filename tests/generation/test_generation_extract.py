@@ -92,7 +92,8 @@ def test_empty_and_prose_only_completions_get_a_clear_error():
 
 def test_extraction_never_executes_the_code(tmp_path):
     marker = tmp_path / "ran"
-    hostile = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n\ndef create_ansatz(n):\n    return n\n"
+    hostile = (f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n\n"
+               "def create_ansatz(n):\n    return n\n")
     assert extract_code(f"```python\n{hostile}```").code == hostile
     assert not marker.exists()
 

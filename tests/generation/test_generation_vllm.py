@@ -31,7 +31,7 @@ def test_each_prompt_and_temperature_gets_its_own_sampling_params_with_its_seed(
     config = GeneratorConfig(generator="vllm")
     rows = plan_rows(REQUESTS, config)
     assert [(i, t) for i, t, _ in rows] == [(0, 0.5), (0, 0.7), (0, 0.9), (1, 0.5), (1, 0.7), (1, 0.9)]
-    assert [s for _, _, s in rows] == [candidate_seed(1, j) for j in range(3)] + [candidate_seed(2, j) for j in range(3)]
+    assert [s for _, _, s in rows] == [candidate_seed(r, j) for r in (1, 2) for j in range(3)]
     params = sampling_kwargs(config, 0.7, 42)
     assert params == {"n": 1, "temperature": 0.7, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1,
                       "max_tokens": 1024, "stop": ["```\n", "\n\n\n"], "seed": 42}
@@ -75,7 +75,8 @@ def test_server_requests_carry_the_adapter_name_the_chat_messages_and_the_sampli
 
 
 def test_server_responses_are_read_for_text_tokens_and_why_they_stopped():
-    body = {"choices": [{"message": {"content": "```python\nx = 1\n"}, "finish_reason": "stop", "stop_reason": "```\n"}],
+    body = {"choices": [{"message": {"content": "```python\nx = 1\n"}, "finish_reason": "stop",
+                         "stop_reason": "```\n"}],
             "usage": {"prompt_tokens": 300, "completion_tokens": 7}}
     assert parse_server_response(body) == ("```python\nx = 1\n", 7, "stop")
     body["choices"][0]["stop_reason"] = None

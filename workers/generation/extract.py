@@ -120,7 +120,8 @@ def extract_code(completion: str) -> Extraction:
             if _DEF_RE.search(body):
                 msg = _syntax_message(err, where)
                 if not closed:
-                    msg += " (the completion ended inside the block: a stop sequence or max_new_tokens may have cut it)"
+                    msg += (" (the completion ended inside the block: a stop sequence or max_new_tokens may have "
+                            "cut it)")
                 errors.append(msg)
             continue
         if _defines(tree):
