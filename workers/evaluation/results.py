@@ -175,11 +175,16 @@ class EvaluationResult(_JSON):
     seed: int = 0
     timings: dict = dataclasses.field(default_factory=dict)
     """Seconds per stage."""
+    fingerprint: str | None = None
+    """``fingerprint.circuit_fingerprint`` of the built circuit (renaming-invariant), when it was built."""
+    reused_from: str | None = None
+    """When the scores were copied from an earlier evaluation of the same circuit: that evaluation's key."""
 
     def to_cli_json(self) -> dict[str, Any]:
         """The object ``qmind evaluate --json`` prints (contract relied on by scripts and tests)."""
         out: dict[str, Any] = {"status": self.status, "errors": list(self.errors), "goal": self.goal,
-                               "stage": self.stage, "scorer_version": self.scorer_version, "seed": self.seed}
+                               "stage": self.stage, "scorer_version": self.scorer_version, "seed": self.seed,
+                               "fingerprint": self.fingerprint}
         if self.verification is not None:
             v = self.verification
             out.update(depth=v.depth, num_parameters=v.num_parameters, gate_counts=dict(v.gate_counts),

@@ -1,0 +1,116 @@
+"""Baseline ansätze, scored once per goal and shown beside the discoveries.
+
+They are ordinary candidate programs (text defining ``create_ansatz``), so they go through exactly the same sandbox,
+verification, barren-plateau check and VQE as a model's candidates:
+
+- EfficientSU2 and RealAmplitudes (Qiskit's hardware-efficient circuits, linear entanglement) at 1, 2 and 3 reps;
+- for lattice goals, a Hamiltonian-variational ansatz (HVA): the model's own terms as layers of rotations with one
+  shared angle per term type and layer (Wecker, Hastings & Troyer 2015; Wiersema et al. 2020).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from workers.evaluation.goals import Goal
+
+_HARDWARE_EFFICIENT = '''\
+from qiskit import QuantumCircuit
+from qiskit.circuit.library import {func}
+
+
+def create_ansatz(num_qubits: int) -> QuantumCircuit:
+    """{title} with linear entanglement, {reps} rep(s)."""
+    return {func}(num_qubits, reps={reps}, entanglement="linear")
+'''
+
+_HVA_TFIM = '''\
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+
+
+def create_ansatz(num_qubits: int) -> QuantumCircuit:
+    """Hamiltonian-variational ansatz for the transverse-field Ising chain: |+>^n, then p = n/2 layers of
+    exp(-i gamma_l sum ZZ) on every bond and exp(-i beta_l sum X) on every site."""
+    layers = max(1, num_qubits // 2)
+    gamma = ParameterVector("gamma", layers)
+    beta = ParameterVector("beta", layers)
+    periodic = {periodic}
+    qc = QuantumCircuit(num_qubits)
+    qc.h(range(num_qubits))
+    bonds = [(i, i + 1) for i in range(num_qubits - 1)]
+    if periodic and num_qubits > 2:
+        bonds.append((num_qubits - 1, 0))
+    for layer in range(layers):
+        for i, j in bonds:
+            qc.rzz(2 * gamma[layer], i, j)
+        for q in range(num_qubits):
+            qc.rx(2 * beta[layer], q)
+    return qc
+'''
+
+_HVA_XXZ = '''\
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+
+
+def create_ansatz(num_qubits: int) -> QuantumCircuit:
+    """Hamiltonian-variational ansatz for the {family} chain: a Neel state, then p = n/2 layers of
+    exp(-i theta (XX + YY){zz}) on even bonds, then on odd bonds, one angle per term type, bond parity and layer.
+    XX and YY rotations are RZZ conjugated by H and by RX(pi/2)."""
+    from math import pi
+
+    layers = max(1, num_qubits // 2)
+    periodic = {periodic}
+    qc = QuantumCircuit(num_qubits)
+    for q in range(1, num_qubits, 2):
+        qc.x(q)
+    bonds = [(i, i + 1) for i in range(num_qubits - 1)]
+    if periodic and num_qubits > 2:
+        bonds.append((num_qubits - 1, 0))
+    groups = [[b for k, b in enumerate(bonds) if k % 2 == 0], [b for k, b in enumerate(bonds) if k % 2 == 1]]
+    theta = ParameterVector("theta", layers * len(groups) * {terms})
+    k = 0
+    for layer in range(layers):
+        for group in groups:
+            xy, zz = theta[k], theta[k + {terms} - 1]
+            k += {terms}
+            for i, j in group:
+                qc.h([i, j])
+                qc.rzz(2 * xy, i, j)
+                qc.h([i, j])
+                qc.rx(pi / 2, [i, j])
+                qc.rzz(2 * xy, i, j)
+                qc.rx(-pi / 2, [i, j])
+                if {with_zz}:
+                    qc.rzz(2 * zz, i, j)
+    return qc
+'''
+
+
+def hva_program(goal: Goal) -> str | None:
+    """The HVA program for a lattice goal (None for goals without a lattice family)."""
+    if not goal.is_lattice:
+        return None
+    periodic = bool(goal.params.get("periodic", True))
+    if goal.family == "tfim":
+        return _HVA_TFIM.format(periodic=periodic)
+    with_zz = goal.family in ("heisenberg", "xxz") and goal.params.get("delta", 1.0) != 0
+    return _HVA_XXZ.format(family=goal.family, zz=" + Delta ZZ" if with_zz else "", periodic=periodic,
+                           terms=2 if with_zz else 1, with_zz=with_zz)
+
+
+def baseline_programs(goal: Goal) -> list[tuple[str, str]]:
+    """(name, program text) of every baseline for ``goal``; the ones whose gates the goal forbids are left out."""
+    programs = []
+    for func, title, gates in (("efficient_su2", "EfficientSU2", {"ry", "rz", "cx"}),
+                               ("real_amplitudes", "RealAmplitudes", {"ry", "cx"})):
+        if not gates <= set(goal.allowed_gates):
+            continue
+        for reps in (1, 2, 3):
+            programs.append((f"{title}-r{reps}", _HARDWARE_EFFICIENT.format(func=func, title=title, reps=reps)))
+    hva = hva_program(goal)
+    hva_gates = {"h", "rzz", "rx"} | ({"x"} if goal.family != "tfim" else set())
+    if hva and hva_gates <= set(goal.allowed_gates):
+        programs.append(("HVA", textwrap.dedent(hva)))
+    return programs

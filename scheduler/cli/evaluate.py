@@ -1,0 +1,90 @@
+"""``qmind evaluate``: run the whole evaluation cascade on one candidate file."""
+
+from __future__ import annotations
+
+import pathlib
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from workers.evaluation.errors import GoalError
+from workers.evaluation.goals import get_goal
+
+from . import app
+from .common import console, print_json, usage_error
+
+MAX_CODE_BYTES = 256 * 1024
+
+
+@app.command("evaluate")
+def evaluate(
+    goal_name: str = typer.Option(..., "--goal", "-g", help="Goal name (tfim-8, h2, ...) or a goal YAML file."),
+    code_file: pathlib.Path = typer.Option(..., "--code-file", "-c", help="Python file defining create_ansatz."),
+    max_depth: int = typer.Option(None, "--max-depth", help="Override the goal's maximum circuit depth."),
+    allowed_gates: str = typer.Option(None, "--allowed-gates", help="Override allowed gates, e.g. ry,rz,cx."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the BP sampler and the VQE restarts."),
+    restarts: int = typer.Option(4, "--restarts", min=1, max=64, help="VQE restarts."),
+    bp_samples: int = typer.Option(200, "--bp-samples", min=20, max=10_000, help="Parameter samples per size."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Sandbox -> verify -> barren-plateau check -> VQE -> reward, for one candidate.
+
+    Exit code 0 for every judged candidate (valid or not); 2 for usage errors.
+    """
+    from workers.evaluation.cascade import EvaluationConfig, evaluate_code
+
+    try:
+        goal = get_goal(goal_name, max_depth=max_depth, allowed_gates=allowed_gates)
+    except GoalError as exc:
+        usage_error(str(exc), as_json=as_json)
+    try:
+        raw = code_file.read_bytes()
+    except OSError as exc:
+        usage_error(f"cannot read --code-file {code_file}: {exc.strerror or exc}", as_json=as_json)
+    if len(raw) > MAX_CODE_BYTES:
+        usage_error(f"--code-file {code_file} is {len(raw)} bytes; at most {MAX_CODE_BYTES} are accepted",
+                    as_json=as_json)
+    code = raw.decode("utf-8", errors="replace")
+    config = EvaluationConfig.from_env()
+    import dataclasses
+
+    config = dataclasses.replace(config, restarts=restarts, bp_samples=bp_samples)
+    if as_json:
+        result = evaluate_code(code, goal, seed=seed, config=config)
+        print_json(result.to_cli_json())
+        return
+    with console.status(f"evaluating {code_file} on {goal.name} ({goal.num_qubits} qubits)..."):
+        result = evaluate_code(code, goal, seed=seed, config=config)
+    render_result(result.to_cli_json())
+
+
+def render_result(out: dict) -> None:
+    colour = "green" if out["status"] == "valid" else "red"
+    table = Table(show_header=False, title=f"goal {out['goal']}: [bold {colour}]{out['status']}[/]")
+    table.add_column("metric", style="bold")
+    table.add_column("value", overflow="fold")
+    for err in out["errors"]:
+        table.add_row("error", err)
+    if "depth" in out:
+        table.add_row("depth / parameters", f"{out['depth']} / {out['num_parameters']}")
+        table.add_row("gates", ", ".join(f"{k}:{v}" for k, v in sorted(out["gate_counts"].items())))
+    bp = out.get("bp")
+    if bp:
+        variances = ", ".join(f"n={n}: {v:.3g}" for n, v in zip(bp["sizes"], bp["variances"]))
+        table.add_row("barren plateau", f"{'YES' if bp['has_barren_plateau'] else 'no'} ({bp['reason']})")
+        table.add_row("grad variance", variances)
+        if bp.get("decay_rate") is not None:
+            table.add_row("decay rate", f"{bp['decay_rate']:.3f} ± {bp.get('decay_rate_stderr') or 0:.3f} per qubit")
+    vqe = out.get("vqe")
+    if vqe:
+        table.add_row("energy", f"{vqe['energy']:.10f}  (exact {vqe['exact_energy']:.10f})")
+        table.add_row("error", f"{vqe['error']:.3e}  (relative {vqe['relative_error']:.2e})")
+        table.add_row("VQE", f"{vqe['evaluations']} evaluations, {vqe['seconds']:.2f} s, "
+                              f"{vqe['success_fraction']:.0%} of {vqe['restarts']} restarts reached the best")
+    if out.get("reward"):
+        r = out["reward"]
+        table.add_row("reward", f"seed {r['seed_reward']:.4f}, shaped {r['shaped_reward']:.4f} ({r['version']})")
+    console.print(table)
+    if out["status"] != "valid":
+        console.print(Panel("\n".join(out["errors"]) or out["status"], title="what to fix", border_style="red"))

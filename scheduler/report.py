@@ -1,0 +1,203 @@
+"""The report directory of a run: three PNG plots per goal and one HTML page that shows them with the best code.
+
+- ``<goal>-error-per-iteration.png``: best error so far after each iteration, baselines as dashed lines;
+- ``<goal>-pareto.png``: error against two-qubit-gate count for every scored candidate, the Pareto front drawn;
+- ``<goal>-gradient-variance.png``: Var[dE/dtheta] against qubit count for the best candidates and the baselines
+  (a straight fall on the log axis is a barren plateau).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import pathlib
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+ERROR_FLOOR = 1e-10
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportPoint:
+    """One scored candidate or baseline as the report draws it."""
+
+    label: str
+    iteration: int
+    error: float | None
+    two_qubit_gates: int
+    depth: int
+    num_parameters: int
+    status: str
+    code: str = ""
+    bp_sizes: tuple[int, ...] = ()
+    bp_variances: tuple[float, ...] = ()
+    decay_rate: float | None = None
+    has_barren_plateau: bool | None = None
+    baseline: bool = False
+
+
+def pareto_front(points: Sequence[ReportPoint]) -> list[ReportPoint]:
+    """Points not beaten on both error and two-qubit-gate count, by increasing gate count."""
+    scored = sorted((p for p in points if p.error is not None), key=lambda p: (p.two_qubit_gates, p.error))
+    front, best = [], math.inf
+    for p in scored:
+        if p.error < best:
+            front.append(p)
+            best = p.error
+    return front
+
+
+def _err(x: float) -> float:
+    return max(x, ERROR_FLOOR)
+
+
+def plot_error_per_iteration(goal: str, points: Sequence[ReportPoint], iterations: int, path: pathlib.Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    best, xs, ys = math.inf, [], []
+    found = [p for p in points if not p.baseline and p.error is not None]
+    for it in range(iterations):
+        errs = [p.error for p in found if p.iteration == it]
+        if errs:
+            best = min(best, min(errs))
+        if math.isfinite(best):
+            xs.append(it + 1)
+            ys.append(_err(best))
+    if xs:
+        ax.plot(xs, ys, marker="o", color="tab:blue", label="best discovered so far")
+    labelled = False
+    for p in points:
+        if p.baseline and p.error is not None:
+            ax.axhline(_err(p.error), ls="--", lw=1, alpha=0.6, color="gray",
+                       label=None if labelled else "baselines (scored once)")
+            labelled = True
+            ax.annotate(p.label, (iterations + 0.05, _err(p.error)), fontsize=7, color="gray", va="center")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("energy error (E - E_exact)")
+    ax.set_title(f"{goal}: best error per iteration")
+    ax.set_xlim(0.5, iterations + 1.6)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib.Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    found = [p for p in points if not p.baseline and p.error is not None]
+    base = [p for p in points if p.baseline and p.error is not None]
+    if found:
+        ax.scatter([p.two_qubit_gates for p in found], [_err(p.error) for p in found], s=18, alpha=0.5,
+                   label="discovered", color="tab:blue")
+    if base:
+        ax.scatter([p.two_qubit_gates for p in base], [_err(p.error) for p in base], s=40, marker="s",
+                   label="baselines", color="tab:orange")
+        for p in base:
+            ax.annotate(p.label, (p.two_qubit_gates, _err(p.error)), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+    front = pareto_front(found)
+    if front:
+        ax.step([p.two_qubit_gates for p in front], [_err(p.error) for p in front], where="post", color="tab:red",
+                label="Pareto front (discovered)")
+    ax.set_yscale("log")
+    ax.set_xlabel("two-qubit gates")
+    ax.set_ylabel("energy error")
+    ax.set_title(f"{goal}: error against two-qubit gates")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_gradient_variance(goal: str, points: Sequence[ReportPoint], path: pathlib.Path, top: int = 3) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    best = sorted((p for p in points if not p.baseline and p.bp_sizes and p.error is not None),
+                  key=lambda p: p.error)[:top]
+    shown = [(p, "-", "o") for p in best]
+    shown += [(p, "--", "s") for p in points if p.baseline and p.bp_sizes]
+    for p, style, marker in shown:
+        ys = [max(v, 1e-16) for v in p.bp_variances]
+        label = p.label + (f" (decay {p.decay_rate:+.2f}/qubit)" if p.decay_rate is not None else "")
+        ax.plot(list(p.bp_sizes), ys, ls=style, marker=marker, label=label)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("qubits")
+    ax.set_ylabel("Var[dE/dθ]")
+    ax.set_title(f"{goal}: gradient variance against system size")
+    ax.grid(alpha=0.3, which="both")
+    if shown:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no barren-plateau data", transform=ax.transAxes, ha="center")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(x, spec=".3e") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _table(points: Sequence[ReportPoint]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(p.label)}</td><td>{_fmt(p.error)}</td><td>{p.depth}</td><td>{p.num_parameters}</td>"
+        f"<td>{p.two_qubit_gates}</td><td>{_fmt(p.decay_rate, '+.3f')}</td>"
+        f"<td>{'yes' if p.has_barren_plateau else 'no'}</td></tr>"
+        for p in points)
+    return ("<table><tr><th>candidate</th><th>error</th><th>depth</th><th>params</th><th>2q gates</th>"
+            f"<th>grad-var decay /qubit</th><th>barren plateau</th></tr>{rows}</table>")
+
+
+def write_report(directory: pathlib.Path, run: dict, goals: dict[str, dict]) -> pathlib.Path:
+    """Write plots + index.html + summary.json into ``directory``; returns the HTML path.
+
+    ``goals`` maps a goal name to {"exact_energy": float, "iterations": int, "points": [ReportPoint, ...]}.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for name, info in goals.items():
+        points = info["points"]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        files = {
+            "iter": f"{safe}-error-per-iteration.png",
+            "pareto": f"{safe}-pareto.png",
+            "bp": f"{safe}-gradient-variance.png",
+        }
+        plot_error_per_iteration(name, points, info["iterations"], directory / files["iter"])
+        plot_pareto(name, points, directory / files["pareto"])
+        plot_gradient_variance(name, points, directory / files["bp"])
+        found = sorted((p for p in points if not p.baseline and p.error is not None), key=lambda p: p.error)
+        base = sorted((p for p in points if p.baseline), key=lambda p: (p.error is None, p.error or 0))
+        best_code = html.escape(found[0].code) if found else "(no scored candidate)"
+        sections.append(f"""
+<section><h2>{html.escape(name)}</h2>
+<p>exact ground energy {info['exact_energy']:.10f}; {len([p for p in points if not p.baseline])} candidates
+evaluated, {len(found)} scored.</p>
+<div class="plots"><img src="{files['iter']}" alt="best error per iteration"><img src="{files['pareto']}"
+alt="error against two-qubit gates"><img src="{files['bp']}" alt="gradient variance against qubits"></div>
+<h3>Best discovered candidates</h3>{_table(found[:10])}
+<h3>Baselines</h3>{_table(base)}
+<h3>Best code</h3><pre><code>{best_code}</code></pre></section>""")
+    meta = html.escape(json.dumps(run, indent=1, default=str))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>quantum-mind run {html.escape(str(run.get('id')))}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}} img{{width:32%;min-width:380px}}
+table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}} .plots{{display:flex;flex-wrap:wrap;gap:8px}}</style></head>
+<body><h1>quantum-mind run {html.escape(str(run.get('id')))}</h1>
+{''.join(sections)}
+<h2>Run settings</h2><pre>{meta}</pre></body></html>"""
+    path = directory / "index.html"
+    path.write_text(page)
+    summary = {name: [dataclasses.asdict(p) for p in info["points"]] for name, info in goals.items()}
+    (directory / "points.json").write_text(json.dumps({"run": run, "goals": summary}, default=str, indent=1))
+    return path
