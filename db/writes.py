@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,8 +18,17 @@ from sqlalchemy.orm import Session
 
 from .base import utcnow
 from .errors import StoreError
-from .models import (FINAL_STATUSES, STATUS_FAILED, STATUS_PENDING, Candidate, Evaluation, GenerationBatch, Goal,
-                     ModelVersion, Run)
+from .models import (
+    FINAL_STATUSES,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    Candidate,
+    Evaluation,
+    GenerationBatch,
+    Goal,
+    ModelVersion,
+    Run,
+)
 
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
 
@@ -243,7 +253,8 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
                 shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"))
     sb = payload.get("sandbox") or {}
     cols["sandbox_isolation"] = sb.get("isolation") or None
-    cols["circuit_fingerprint"] = payload.get("circuit_fingerprint") or None
+    cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
+    cols["reused_from"] = payload.get("reused_from") or None
     return cols
 
 

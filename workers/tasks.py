@@ -40,7 +40,7 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
-def _retry(task, exc: BaseException):  # noqa: ANN001
+def _retry(task, exc: BaseException):
     config = current_config(task.app)
     delay = config.retry_delay(task.request.retries)
     log.warning("transient error in %s (retry %d/%d in %.1f s): %s", task.name, task.request.retries + 1,
@@ -48,7 +48,7 @@ def _retry(task, exc: BaseException):  # noqa: ANN001
     return task.retry(exc=exc, countdown=delay, max_retries=config.retry_max)
 
 
-def worker_name(task) -> str:  # noqa: ANN001
+def worker_name(task) -> str:
     return task.request.hostname or socket.gethostname()
 
 
@@ -151,8 +151,8 @@ def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: lis
     Prompts whose batch already exists (a redelivered message) are not generated again. Returns
     ``{"batches": [{"prompt_index", "batch_id", "candidate_ids", "status"}]}``.
     """
-    from db.models import Goal as GoalRow
     from db.models import GenerationBatch
+    from db.models import Goal as GoalRow
 
     config = current_config(self.app)
     engine = get_engine(config)
@@ -172,7 +172,7 @@ def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: lis
             batches, error = _generate(generator, spec, todo)
             with session_scope(engine) as session:
                 for i, p in enumerate(todo):
-                    batch = batches[i] if batches else {"generator": generator.get("backend", "unknown")}
+                    batch = batches[i] if batches else {"generator": generator.get("generator", "unknown")}
                     mv_id = None if error else writes.upsert_model_version(session, **model_version_fields(batch))
                     writes.record_batch(session, run_id=run_id, goal_id=goal_id, iteration=iteration,
                                         prompt_index=int(p["prompt_index"]), batch=batch, model_version_id=mv_id,
