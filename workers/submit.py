@@ -24,6 +24,7 @@ from db.queries import candidates_work, evaluation_states
 from db.session import session_scope
 from workers.evaluation.results import SCORER_VERSION
 
+from . import tasks  # noqa: F401  (registers the tasks on the app)
 from .app import app, current_config
 from .store import get_engine
 
