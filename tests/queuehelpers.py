@@ -155,3 +155,114 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str =
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Flower:
+    """A real ``qmind flower`` process with basic auth on a free port."""
+
+    def __init__(self, env: dict[str, str], log_dir: pathlib.Path, port: int, *, user: str = "admin",
+                 password: str | None = None) -> None:
+        self.port, self.user = port, user
+        self.password = password or secrets.token_hex(8)
+        self.log = log_dir / "flower.log"
+        self._fh = self.log.open("w")
+        flower_env = {**os.environ, **env, "QMIND_FLOWER_USER": user, "QMIND_FLOWER_PASSWORD": self.password}
+        self.proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", "flower", "--port", str(port)],
+                                     cwd=ROOT, env=flower_env, stdout=self._fh, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, *, auth: bool = True, timeout: float = 10.0) -> tuple[int, bytes]:
+        """(HTTP status, body) of a GET, with or without the basic-auth credentials."""
+        import base64
+        import urllib.error
+        import urllib.request
+
+        headers = {}
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=headers),
+                                        timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def json(self, path: str):
+        import json
+
+        status, body = self.get(path)
+        assert status == 200, f"GET {path}: {status} {body[:300]!r}"
+        return json.loads(body)
+
+    def wait_ready(self, timeout: float = 60.0) -> "Flower":
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"flower exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                return self.get("/healthcheck", auth=False)[0] == 200
+            except OSError:
+                return False
+
+        wait_until(up, timeout=timeout, interval=0.3, what="flower to listen")
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self._fh.close()
+
+
+def screenshot(url: str, path: pathlib.Path, *, user: str, password: str, size: str = "1400,900",
+               wait_ms: int = 4000) -> None:
+    """A headless-Chromium screenshot of ``url`` behind basic auth.
+
+    Chromium drops credentials written into the URL, so a small local proxy adds the Authorization header.
+    """
+    import base64
+    import http.server
+    import shutil
+    import threading
+    import urllib.error
+    import urllib.request
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("headless Chromium is needed for the Flower screenshot: apt-get install -y chromium "
+                    "(scripts/system_deps.sh)")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    target = url.rstrip("/")
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            req = urllib.request.Request(target + self.path, headers={"Authorization": f"Basic {token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (local Flower)
+                    body, status, ctype = resp.read(), resp.status, resp.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as exc:
+                body, status, ctype = exc.read(), exc.code, exc.headers.get("Content-Type", "")
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--no-first-run", "--hide-scrollbars",
+                        f"--virtual-time-budget={wait_ms}", f"--window-size={size}", f"--screenshot={path}",
+                        f"http://127.0.0.1:{server.server_address[1]}/"],
+                       check=True, capture_output=True, timeout=120)
+    finally:
+        server.shutdown()

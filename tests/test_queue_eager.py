@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from storehelpers import add_batch, add_goal, new_run
 from typer.testing import CliRunner
 
+import workers.tasks  # noqa: F401  (registers the tasks)
 from db.migrate import upgrade_database
 from db.models import Evaluation
 from db.session import make_engine, session_scope
 from scheduler.cli import app as cli_app
-from storehelpers import add_batch, add_goal, new_run
-import workers.tasks  # noqa: F401  (registers the tasks)
 from workers.app import EVALUATE_TASK, GENERATE_TASK, app, configure
 from workers.config import QueueConfig, QueueConfigError
 
