@@ -130,3 +130,19 @@ def new_run(session, goal_names=("tfim-4",), model_version_id: int | None = None
 
 
 __all__ = ["pg_database", "session_scope", "store"]
+
+
+def sql_examples(path=None) -> dict[str, str]:
+    """The ```sql blocks of docs/store.md by name (the first line of each is ``-- name: description``)."""
+    import pathlib
+    import re
+
+    path = path or pathlib.Path(__file__).resolve().parents[1] / "docs" / "store.md"
+    blocks = re.findall(r"```sql\n(.*?)```", pathlib.Path(path).read_text(), flags=re.S)
+    out = {}
+    for block in blocks:
+        first = block.splitlines()[0]
+        match = re.match(r"--\s*([a-z0-9-]+):", first)
+        assert match, f"docs/store.md: an SQL example must start with '-- name: description', got {first!r}"
+        out[match[1]] = block.strip()
+    return out

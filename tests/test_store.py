@@ -328,3 +328,31 @@ def test_run_read_only_returns_columns_rows_and_truncation(store):
                            "SELECT id, temperature FROM candidates ORDER BY id", max_rows=4)
     assert result.columns == ["id", "temperature"] and len(result.rows) == 4 and result.truncated
     assert result.rows[0] == [1, 0.5]
+
+
+def test_a_bulk_ingest_stores_the_same_rows_as_single_writes_and_keeps_earlier_verdicts(store):
+    """On PostgreSQL more than COPY_THRESHOLD rows go through COPY + one upsert; the result must not differ."""
+    n = writes.COPY_THRESHOLD + 36
+    codes = [f"# bulk {i}" for i in range(n)]
+    with session_scope(store) as s:
+        goal_id = add_goal(s)
+        writes.record_evaluation(s, key(goal_id, codes[0], "bulk"), verdict("error", error=None))  # final already
+        writes.begin_attempt(s, key(goal_id, codes[1], "bulk"), max_attempts=3, worker_host="cpu@x")  # pending
+    items = [(key(goal_id, c, "bulk"), verdict(error=0.001 * (i + 1), fingerprint=f"n:{i:064x}"))
+             for i, c in enumerate(codes)]
+    with session_scope(store) as s:
+        assert writes.record_evaluations(s, items + items[:5]) == n
+        writes.record_evaluation(s, key(goal_id, "# single", "single"), items[7][1])
+    with session_scope(store) as s:
+        assert count(s, Evaluation) == n + 1
+        rows = {r.code_sha256: r for r in s.execute(select(Evaluation)).scalars()}
+        first, second = rows[writes.code_sha256(codes[0])], rows[writes.code_sha256(codes[1])]
+        assert first.status == "error" and first.vqe_error is None  # the earlier final verdict won
+        assert second.status == "valid" and second.attempts == 1 and second.worker_host == "cpu@x"
+        bulk, single = rows[writes.code_sha256(codes[7])], rows[writes.code_sha256("# single")]
+        skip = {"id", "code_sha256", "scorer_version", "created_at", "updated_at", "finished_at"}
+        columns = [c.name for c in Evaluation.__table__.columns if c.name not in skip]
+        assert {c: getattr(bulk, c) for c in columns} == {c: getattr(single, c) for c in columns}
+        assert bulk.bp_sizes == [4, 6, 8] and bulk.gate_counts == {"ry": 8, "cx": 3}
+        ids = sorted(r.id for r in rows.values())
+        assert ids[-1] - ids[0] < 3 * n  # the staging table does not burn sequence values
