@@ -8,5 +8,16 @@ from .migrate import ensure_schema, upgrade_database
 from .session import make_engine, redact, session_scope
 from .writes import EvaluationKey, code_sha256, record_evaluation
 
-__all__ = ["ReadOnlyQueryError", "SchemaError", "StoreError", "ensure_schema", "upgrade_database", "make_engine",
-           "redact", "session_scope", "EvaluationKey", "code_sha256", "record_evaluation"]
+__all__ = [
+           "EvaluationKey",
+           "ReadOnlyQueryError",
+           "SchemaError",
+           "StoreError",
+           "code_sha256",
+           "ensure_schema",
+           "make_engine",
+           "record_evaluation",
+           "redact",
+           "session_scope",
+           "upgrade_database",
+]

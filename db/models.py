@@ -16,7 +16,7 @@ Changing a model needs a migration (``db/migrations/versions``); ``tests/test_mi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -58,7 +58,7 @@ class ModelVersion(Base):
     base_model: Mapped[str] = mapped_column(String(256))
     adapter_sha256: Mapped[str] = mapped_column(String(64), default="")
     """sha256 over the adapter's files; '' for the base model alone (or a procedural generator)."""
-    adapter_path: Mapped[Optional[str]] = mapped_column(String(1024))
+    adapter_path: Mapped[str | None] = mapped_column(String(1024))
     training_config: Mapped[dict] = mapped_column(default=dict)
     metrics: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -73,16 +73,16 @@ class Run(Base):
     goal_names: Mapped[list]
     settings: Mapped[dict] = mapped_column(default=dict)
     generator: Mapped[str] = mapped_column(String(32))
-    model_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
     seed: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16), default="running")
     """running, completed, failed or stopped."""
     iteration: Mapped[int] = mapped_column(default=0)
     """Last iteration reached."""
-    error: Mapped[Optional[str]] = mapped_column(Text)
-    host: Mapped[Optional[str]] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(256))
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    ended_at: Mapped[Optional[dt.datetime]]
+    ended_at: Mapped[dt.datetime | None]
 
 
 class GenerationBatch(Base):
@@ -96,7 +96,7 @@ class GenerationBatch(Base):
     goal_id: Mapped[int] = mapped_column(ForeignKey("goals.id"), index=True)
     iteration: Mapped[int]
     prompt_index: Mapped[int]
-    model_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
     generator: Mapped[str] = mapped_column(String(32))
     system_prompt: Mapped[str] = mapped_column(Text, default="")
     prompt: Mapped[str] = mapped_column(Text, default="")
@@ -109,8 +109,8 @@ class GenerationBatch(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(16), default="done")
     """done, or failed (then ``error`` says why and there are no candidates)."""
-    error: Mapped[Optional[str]] = mapped_column(Text)
-    worker_host: Mapped[Optional[str]] = mapped_column(String(256))
+    error: Mapped[str | None] = mapped_column(Text)
+    worker_host: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -126,11 +126,11 @@ class Candidate(Base):
     """Position in the batch (0, 1, 2 for the three temperatures)."""
     temperature: Mapped[float] = mapped_column(Float)
     raw: Mapped[str] = mapped_column(Text)
-    code: Mapped[Optional[str]] = mapped_column(Text)
-    code_sha256: Mapped[Optional[str]] = mapped_column(String(64), index=True)
-    extraction_error: Mapped[Optional[str]] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(Text)
+    code_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    extraction_error: Mapped[str | None] = mapped_column(Text)
     tokens: Mapped[int] = mapped_column(default=0)
-    seed: Mapped[Optional[int]]
+    seed: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -151,51 +151,53 @@ class Evaluation(Base):
     errors: Mapped[list] = mapped_column(default=list)
     stage: Mapped[str] = mapped_column(String(16), default="")
     # verification
-    depth: Mapped[Optional[int]]
-    num_parameters: Mapped[Optional[int]]
-    gate_counts: Mapped[Optional[dict]]
-    num_two_qubit_gates: Mapped[Optional[int]]
+    depth: Mapped[int | None]
+    num_parameters: Mapped[int | None]
+    gate_counts: Mapped[dict | None]
+    num_two_qubit_gates: Mapped[int | None]
     # barren plateau
-    has_barren_plateau: Mapped[Optional[bool]]
-    bp_method: Mapped[Optional[str]] = mapped_column(String(16))
-    bp_sizes: Mapped[Optional[list]]
-    bp_variances: Mapped[Optional[list]]
-    bp_decay_rate: Mapped[Optional[float]] = mapped_column(Float)
-    bp_decay_rate_stderr: Mapped[Optional[float]] = mapped_column(Float)
-    bp_two_design_variance: Mapped[Optional[float]] = mapped_column(Float)
-    bp_reason: Mapped[Optional[str]] = mapped_column(Text)
+    has_barren_plateau: Mapped[bool | None]
+    bp_method: Mapped[str | None] = mapped_column(String(16))
+    bp_sizes: Mapped[list | None]
+    bp_variances: Mapped[list | None]
+    bp_decay_rate: Mapped[float | None] = mapped_column(Float)
+    bp_decay_rate_stderr: Mapped[float | None] = mapped_column(Float)
+    bp_two_design_variance: Mapped[float | None] = mapped_column(Float)
+    bp_reason: Mapped[str | None] = mapped_column(Text)
     # VQE
-    vqe_energy: Mapped[Optional[float]] = mapped_column(Float)
-    exact_energy: Mapped[Optional[float]] = mapped_column(Float)
-    vqe_error: Mapped[Optional[float]] = mapped_column(Float)
-    vqe_relative_error: Mapped[Optional[float]] = mapped_column(Float)
-    chemical_accuracy: Mapped[Optional[bool]]
-    below_exact: Mapped[Optional[bool]]
-    vqe_evaluations: Mapped[Optional[int]]
-    vqe_gradient_evaluations: Mapped[Optional[int]]
-    vqe_seconds: Mapped[Optional[float]] = mapped_column(Float)
-    vqe_restarts: Mapped[Optional[int]]
-    vqe_seeds: Mapped[Optional[list]]
-    vqe_success_fraction: Mapped[Optional[float]] = mapped_column(Float)
-    vqe_optimizer: Mapped[Optional[str]] = mapped_column(String(32))
-    vqe_best_parameters: Mapped[Optional[list]]
+    vqe_energy: Mapped[float | None] = mapped_column(Float)
+    exact_energy: Mapped[float | None] = mapped_column(Float)
+    vqe_error: Mapped[float | None] = mapped_column(Float)
+    vqe_relative_error: Mapped[float | None] = mapped_column(Float)
+    chemical_accuracy: Mapped[bool | None]
+    below_exact: Mapped[bool | None]
+    vqe_evaluations: Mapped[int | None]
+    vqe_gradient_evaluations: Mapped[int | None]
+    vqe_seconds: Mapped[float | None] = mapped_column(Float)
+    vqe_restarts: Mapped[int | None]
+    vqe_seeds: Mapped[list | None]
+    vqe_success_fraction: Mapped[float | None] = mapped_column(Float)
+    vqe_optimizer: Mapped[str | None] = mapped_column(String(32))
+    vqe_best_parameters: Mapped[list | None]
     # reward
-    reward_version: Mapped[Optional[str]] = mapped_column(String(32))
-    seed_reward: Mapped[Optional[float]] = mapped_column(Float)
-    shaped_reward: Mapped[Optional[float]] = mapped_column(Float)
-    reward_components: Mapped[Optional[dict]]
+    reward_version: Mapped[str | None] = mapped_column(String(32))
+    seed_reward: Mapped[float | None] = mapped_column(Float)
+    shaped_reward: Mapped[float | None] = mapped_column(Float)
+    reward_components: Mapped[dict | None]
     # bookkeeping
     seed: Mapped[int] = mapped_column(default=0)
     timings: Mapped[dict] = mapped_column(default=dict)
-    sandbox_isolation: Mapped[Optional[str]] = mapped_column(String(16))
-    worker_host: Mapped[Optional[str]] = mapped_column(String(256))
+    sandbox_isolation: Mapped[str | None] = mapped_column(String(16))
+    worker_host: Mapped[str | None] = mapped_column(String(256))
     attempts: Mapped[int] = mapped_column(default=0)
     """Times a worker started this evaluation (incremented and committed before the work starts)."""
-    circuit_fingerprint: Mapped[Optional[str]] = mapped_column(String(64), index=True)
-    """Canonical hash of the built circuit (filled by the discovery loop; finds renamed copies)."""
+    circuit_fingerprint: Mapped[str | None] = mapped_column(String(80), index=True)
+    """Canonical hash of the built circuit (renaming-invariant; finds renamed copies across runs)."""
+    reused_from: Mapped[str | None] = mapped_column(String(200))
+    """When the scores were copied from an earlier evaluation of the same circuit: that evaluation's key."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[Optional[dt.datetime]]
+    finished_at: Mapped[dt.datetime | None]
 
     def summary(self) -> dict[str, Any]:
         """The fields scripts usually want, JSON-ready."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
@@ -104,7 +105,7 @@ def best_evaluations(session: Session, goal_name: str, *, top: int = 10,
 
 
 # ---- read-only SQL ------------------------------------------------------------------------------------------------
-_TOKEN = re.compile(r"""--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|;|[^'";\-/]+|.""", re.S)
+_TOKEN = re.compile(r"""--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|;|[^'";\-/]+|.""", re.DOTALL)
 _READ_KEYWORDS = ("select", "with", "values")
 
 
@@ -115,7 +116,7 @@ def check_select(sql: str) -> str:
     significant: list[str] = []
     statements = 1
     for tok in _TOKEN.findall(sql):
-        if tok.startswith("--") or tok.startswith("/*"):
+        if tok.startswith(("--", "/*")):
             continue
         if tok == ";":
             statements += 1

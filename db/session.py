@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -79,7 +79,7 @@ def _sqlite_engine(url: URL, config: StoreConfig, read_only: bool) -> Engine:
     busy_ms = int(config.sqlite_busy_timeout_s * 1000)
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+    def _pragmas(dbapi_conn, _record) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
         cur.execute("PRAGMA foreign_keys = ON")
@@ -100,6 +100,5 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 @contextlib.contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back when it raises."""
-    with Session(engine, expire_on_commit=False) as session:
-        with session.begin():
-            yield session
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

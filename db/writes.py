@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any, Iterable, Sequence
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .base import utcnow
 from .errors import StoreError
-from .models import (FINAL_STATUSES, STATUS_FAILED, STATUS_PENDING, Candidate, Evaluation, GenerationBatch, Goal,
-                     ModelVersion, Run)
+from .models import (
+    FINAL_STATUSES,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    Candidate,
+    Evaluation,
+    GenerationBatch,
+    Goal,
+    ModelVersion,
+    Run,
+)
 
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
 
@@ -37,7 +48,7 @@ class EvaluationKey:
     scorer_version: str
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"code_sha256": self.code_sha256, "goal_id": self.goal_id, "scorer_version": self.scorer_version}
 
 
 def _insert(session: Session, model: type):
@@ -158,7 +169,7 @@ def record_batch(session: Session, *, run_id: int, goal_id: int, iteration: int,
     ids: list[int] = []
     if rows:
         stmt = _insert(session, Candidate).on_conflict_do_nothing(index_elements=["batch_id", "candidate_index"])
-        session.execute(stmt, rows)
+        session.connection().execute(stmt, rows)
         ids = list(session.execute(select(Candidate.id).where(Candidate.batch_id == batch_id)
                                    .order_by(Candidate.candidate_index)).scalars())
     return BatchRecord(batch_id, tuple(ids), created=True)
@@ -243,15 +254,21 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
                 shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"))
     sb = payload.get("sandbox") or {}
     cols["sandbox_isolation"] = sb.get("isolation") or None
-    cols["circuit_fingerprint"] = payload.get("circuit_fingerprint") or None
+    cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
+    cols["reused_from"] = payload.get("reused_from") or None
     return cols
+
+
+_KEY_COLUMNS = ("code_sha256", "goal_id", "scorer_version")
+#: Above this many rows PostgreSQL ingests through COPY into a temporary table and one INSERT ... SELECT.
+COPY_THRESHOLD = 64
 
 
 def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, dict[str, Any]]], *,
                        worker_host: str | None = None) -> int:
     """Store final verdicts; the first final verdict per key wins (later writes of the same key change nothing).
 
-    Returns the number of items given. Rows that do not exist yet are created (bulk ingest).
+    Rows that do not exist yet are created (bulk ingest). Returns the number of distinct keys written.
     """
     now = utcnow()
     rows = []
@@ -261,20 +278,45 @@ def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, di
         if key in seen:  # one statement may not touch a row twice; the first verdict wins anyway
             continue
         seen.add(key)
-        rows.append(dict(**key.as_dict(), **cols, worker_host=worker_host, attempts=0, created_at=now,
-                         updated_at=now, finished_at=now))
+        cols.update(code_sha256=key.code_sha256, goal_id=key.goal_id, scorer_version=key.scorer_version,
+                    worker_host=worker_host, attempts=0, created_at=now, updated_at=now, finished_at=now)
+        rows.append(cols)
     if not rows:
         return 0
-    keep = {"code_sha256", "goal_id", "scorer_version", "attempts", "created_at"}
+    keep = {*_KEY_COLUMNS, "attempts", "created_at"}
     if worker_host is None:
         keep.add("worker_host")  # keep the host begin_attempt recorded
+    updated = [c for c in rows[0] if c not in keep]
+    if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        _copy_upsert(session, rows, updated)
+        return len(rows)
     stmt = _insert(session, Evaluation)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["code_sha256", "goal_id", "scorer_version"],
-        set_={c: stmt.excluded[c] for c in rows[0] if c not in keep},
-        where=Evaluation.status == STATUS_PENDING)
-    session.execute(stmt, rows)
+    stmt = stmt.on_conflict_do_update(index_elements=list(_KEY_COLUMNS), set_={c: stmt.excluded[c] for c in updated},
+                                      where=Evaluation.status == STATUS_PENDING)
+    session.connection().execute(stmt, rows)  # Core executemany (the ORM bulk path splits rows into groups)
     return len(rows)
+
+
+def _copy_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str]) -> None:
+    """PostgreSQL bulk path with the same semantics: COPY into a temporary table, then one upsert."""
+    table = Evaluation.__table__
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    cols = list(rows[0])
+    names = ", ".join(cols)
+    dbapi = session.connection().connection.dbapi_connection
+    with dbapi.cursor() as cur:
+        # columns only (no defaults, no constraints); the upsert below does the checking
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS qmind_ingest ON COMMIT DELETE ROWS AS "
+                    f"SELECT {names} FROM evaluations WITH NO DATA")
+        with cur.copy(f"COPY qmind_ingest ({names}) FROM STDIN") as copy:
+            dumps = json.dumps
+            for row in rows:
+                copy.write_row([dumps(row[c]) if c in json_cols and row[c] is not None else row[c] for c in cols])
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
+        cur.execute(f"INSERT INTO evaluations ({names}) SELECT {names} FROM qmind_ingest "
+                    f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {assignments} "
+                    f"WHERE evaluations.status = '{STATUS_PENDING}'")
+        cur.execute("TRUNCATE qmind_ingest")
 
 
 def record_evaluation(session: Session, key: EvaluationKey, payload: dict[str, Any], *,

@@ -92,7 +92,7 @@ configure(app, QueueConfig())
 
 
 @signals.worker_init.connect
-def _check_before_serving(sender=None, **_kwargs) -> None:  # noqa: ANN001
+def _check_before_serving(sender=None, **_kwargs) -> None:
     """A worker refuses to start on a bad configuration or a schema it does not match."""
     from db.migrate import ensure_schema
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import redis.exceptions
 from celery import Celery
@@ -23,6 +24,7 @@ from db.queries import candidates_work, evaluation_states
 from db.session import session_scope
 from workers.evaluation.results import SCORER_VERSION
 
+from . import tasks  # noqa: F401  (registers the tasks on the app)
 from .app import app, current_config
 from .store import get_engine
 

@@ -40,7 +40,7 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
-def _retry(task, exc: BaseException):  # noqa: ANN001
+def _retry(task, exc: BaseException):
     config = current_config(task.app)
     delay = config.retry_delay(task.request.retries)
     log.warning("transient error in %s (retry %d/%d in %.1f s): %s", task.name, task.request.retries + 1,
@@ -48,7 +48,7 @@ def _retry(task, exc: BaseException):  # noqa: ANN001
     return task.retry(exc=exc, countdown=delay, max_retries=config.retry_max)
 
 
-def worker_name(task) -> str:  # noqa: ANN001
+def worker_name(task) -> str:
     return task.request.hostname or socket.gethostname()
 
 
@@ -56,11 +56,11 @@ def worker_name(task) -> str:  # noqa: ANN001
 def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float) -> dict[str, Any]:
     """Run the evaluation cascade; any failure of the cascade itself becomes a ``failed`` verdict."""
     try:
-        from workers.evaluation.cascade import evaluate_code
+        from workers.evaluation.cascade import EvaluationConfig, evaluate_code
         from workers.evaluation.goals import Goal
 
         goal = Goal.from_spec(goal_spec)
-        result = evaluate_code(code, goal, seed=seed)
+        result = evaluate_code(code, goal, seed=seed, config=EvaluationConfig.from_env())
     except SoftTimeLimitExceeded:
         return {"status": "timeout", "stage": "queue", "seed": seed,
                 "errors": [f"the evaluation took longer than the soft time limit of {soft_limit:g} s"]}
@@ -74,14 +74,14 @@ def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float) -> di
     return payload
 
 
-@app.task(name=EVALUATE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, acks_on_timeout=False)
-def evaluate_candidate(self, candidate_id: int, seed: int = 0) -> dict[str, Any]:
-    """Evaluate one stored candidate on the goal of its batch; returns a small summary dict.
+def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[str, Any]:  # noqa: ANN001
+    """The body of ``evaluate_candidate``: count the attempt (committed), evaluate, store the verdict (committed).
 
-    The attempt is counted and committed before the work starts; an evaluation that is already final is not
-    repeated (a redelivered or duplicated message costs one read).
+    ``evaluate(code, goal_spec, seed=..., soft_limit=...) -> payload dict`` defaults to the evaluation cascade;
+    ``benchmarks/queue_tasks.py`` passes a trivial one to measure the queue and store alone.
     """
-    config = current_config(self.app)
+    evaluate = evaluate or _evaluate
+    config = current_config(task.app)
     engine = get_engine(config)
     try:
         with session_scope(engine) as session:
@@ -90,19 +90,30 @@ def evaluate_candidate(self, candidate_id: int, seed: int = 0) -> dict[str, Any]
                 return {"candidate_id": candidate_id, "evaluation_id": None, "status": "no-code", "attempts": 0}
             key = writes.EvaluationKey(work.code_sha256, work.goal_id, SCORER_VERSION)
             attempt = writes.begin_attempt(session, key, max_attempts=config.max_attempts,
-                                           retries=self.request.retries, worker_host=worker_name(self), seed=seed)
+                                           retries=task.request.retries, worker_host=worker_name(task), seed=seed)
         if not attempt.proceed:
             return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": attempt.status,
                     "attempts": attempt.attempts}
-        payload = _evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
+        payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
         with session_scope(engine) as session:
             evaluation_id = writes.record_evaluation(session, key, payload)
     except Exception as exc:
         if _is_transient(exc):
-            raise _retry(self, exc) from exc
+            raise _retry(task, exc) from exc
         raise
     return {"candidate_id": candidate_id, "evaluation_id": evaluation_id, "status": payload["status"],
             "attempts": attempt.attempts}
+
+
+@app.task(name=EVALUATE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, acks_on_timeout=False)
+def evaluate_candidate(self, candidate_id: int, seed: int = 0) -> dict[str, Any]:
+    """Evaluate one stored candidate on the goal of its batch; returns a small summary dict.
+
+    The attempt is counted and committed before the work starts; an evaluation that is already final is not
+    repeated (a redelivered or duplicated message costs one read). A hard time limit rejects the message back
+    to the queue (it counts as an attempt that died), so a candidate that hangs is failed after N attempts.
+    """
+    return run_evaluation(self, candidate_id, seed)
 
 
 # ---- generation ---------------------------------------------------------------------------------------------------
@@ -151,8 +162,8 @@ def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: lis
     Prompts whose batch already exists (a redelivered message) are not generated again. Returns
     ``{"batches": [{"prompt_index", "batch_id", "candidate_ids", "status"}]}``.
     """
-    from db.models import Goal as GoalRow
     from db.models import GenerationBatch
+    from db.models import Goal as GoalRow
 
     config = current_config(self.app)
     engine = get_engine(config)
@@ -172,7 +183,7 @@ def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: lis
             batches, error = _generate(generator, spec, todo)
             with session_scope(engine) as session:
                 for i, p in enumerate(todo):
-                    batch = batches[i] if batches else {"generator": generator.get("backend", "unknown")}
+                    batch = batches[i] if batches else {"generator": generator.get("generator", "unknown")}
                     mv_id = None if error else writes.upsert_model_version(session, **model_version_fields(batch))
                     writes.record_batch(session, run_id=run_id, goal_id=goal_id, iteration=iteration,
                                         prompt_index=int(p["prompt_index"]), batch=batch, model_version_id=mv_id,

@@ -6,15 +6,15 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from db.base import Base
 from db import models  # noqa: F401  (registers the tables on Base.metadata)
+from db.base import Base
 from db.session import make_engine
 
 # Serialises concurrent upgrades (several workers or loops starting at once) on PostgreSQL.
 _PG_LOCK_KEY = 0x716D696E64  # "qmind"
 
 
-def _configure_and_run(connection) -> None:  # noqa: ANN001
+def _configure_and_run(connection) -> None:
     is_sqlite = connection.dialect.name == "sqlite"
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=is_sqlite,
                       compare_type=True)

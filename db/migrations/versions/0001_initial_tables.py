@@ -5,17 +5,16 @@ Revises:
 Create Date: 2026-11-26 16:21:07.753340
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0001'
-down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -96,7 +95,8 @@ def upgrade() -> None:
     sa.Column('sandbox_isolation', sa.String(length=16), nullable=True),
     sa.Column('worker_host', sa.String(length=256), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('circuit_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('circuit_fingerprint', sa.String(length=80), nullable=True),
+    sa.Column('reused_from', sa.String(length=200), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
