@@ -31,6 +31,10 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         "socket_connect_timeout": config.broker_connect_timeout_s,
         "socket_timeout": max(30.0, config.broker_connect_timeout_s),
         "max_retries": config.publish_retries,
+        # every worker sweeps for tasks of dead workers each restore_interval_s (kombu's default throttle would
+        # make it ten times that)
+        "unacked_restore_interval": config.restore_interval_s,
+        "unacked_restore_throttle": 1,
     }
     if config.queue_prefix:
         transport["global_keyprefix"] = config.queue_prefix
