@@ -155,15 +155,20 @@ def test_compose_refuses_to_start_without_each_secret(tmp_path, secret):
 
 
 def test_every_qmind_setting_is_documented_in_the_env_example_and_reaches_the_containers():
+    import dataclasses
+
     from db.config import StoreConfig
     from workers.config import QueueConfig
+    from workers.evaluation.sandbox_config import ENV_PREFIX, SandboxConfig
 
     text, compose_text = ENV_EXAMPLE.read_text(), COMPOSE.read_text()
-    # composed by compose itself from the secrets (URLs) or published by compose (Flower's address and port)
+    # composed by compose itself from the secrets (URLs), published by compose (Flower's address and port), or
+    # SQLite-only (the deployment uses PostgreSQL)
     derived = {"QMIND_BROKER_URL", "QMIND_DATABASE_URL", "QMIND_FLOWER_ADDRESS", "QMIND_FLOWER_PORT",
-               "QMIND_SQL_TIMEOUT_S", "QMIND_DB_ECHO", "QMIND_SQLITE_BUSY_TIMEOUT_S"}
+               "QMIND_SQLITE_BUSY_TIMEOUT_S"}
     names = {f"QMIND_{f.upper()}" for f in (*QueueConfig.model_fields, *StoreConfig.model_fields)} - derived
-    names |= {"QMIND_ALLOW_INSECURE_SANDBOX", "QMIND_BP_SAMPLES", "QMIND_VQE_RESTARTS", "QMIND_ENGINE"}
+    names |= {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(SandboxConfig)}
+    names |= {"QMIND_BP_SAMPLES", "QMIND_VQE_RESTARTS", "QMIND_ENGINE"}
     missing = sorted(n for n in names if not re.search(rf"^#? ?{n}=", text, re.M))
     assert not missing, f"settings missing from deploy/.env.example: {missing}"
     for line_no, line in enumerate(text.splitlines()):
