@@ -95,7 +95,7 @@ def count_gpus() -> int:
         import torch
 
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # a broken CUDA install means no usable GPU here
+    except Exception:  # noqa: BLE001 - a broken CUDA install means no usable GPU here
         return 0
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from .cluster import ClusterError
 
 
-def check_broker(config) -> None:  # noqa: ANN001 - workers.config.QueueConfig
+def check_broker(config) -> None:
     """Raise ClusterError unless the Redis broker answers PING with the configured credentials."""
     import redis
 
@@ -42,7 +42,7 @@ def check_broker(config) -> None:  # noqa: ANN001 - workers.config.QueueConfig
             client.close()
 
 
-def check_store(config) -> str:  # noqa: ANN001 - workers.config.QueueConfig
+def check_store(config) -> str:
     """Raise ClusterError unless the database answers and is at this code's schema; returns the revision."""
     from sqlalchemy.exc import DBAPIError
 
@@ -68,7 +68,7 @@ def check_store(config) -> str:  # noqa: ANN001 - workers.config.QueueConfig
             engine.dispose()
 
 
-def ping_workers(celery_app, *, timeout_s: float = 2.0) -> set[str]:  # noqa: ANN001
+def ping_workers(celery_app, *, timeout_s: float = 2.0) -> set[str]:
     """``celery inspect ping`` broadcast: the node names of every worker on the broker that answered."""
     try:
         replies = celery_app.control.ping(timeout=timeout_s) or []
@@ -77,14 +77,14 @@ def ping_workers(celery_app, *, timeout_s: float = 2.0) -> set[str]:  # noqa: AN
     return {node for reply in replies for node, body in reply.items() if (body or {}).get("ok") == "pong"}
 
 
-def flower_url(config) -> str:  # noqa: ANN001
+def flower_url(config) -> str:
     host = config.flower_address
     if host in ("0.0.0.0", "", "::"):
         host = "127.0.0.1"
     return f"http://{host}:{config.flower_port}"
 
 
-def flower_listening(config) -> bool:  # noqa: ANN001
+def flower_listening(config) -> bool:
     host = flower_url(config).split("//")[1].rsplit(":", 1)[0]
     try:
         with socket.create_connection((host, config.flower_port), timeout=1.0):
@@ -93,7 +93,7 @@ def flower_listening(config) -> bool:  # noqa: ANN001
         return False
 
 
-def check_flower(config, *, timeout_s: float = 5.0) -> dict:  # noqa: ANN001
+def check_flower(config, *, timeout_s: float = 5.0) -> dict:
     """Flower's state: listening, basic auth enforced (401 without credentials), dashboard 200 with them."""
     base = flower_url(config)
     out = {"url": base, "listening": flower_listening(config), "auth_enforced": None, "ok": False}
@@ -103,7 +103,7 @@ def check_flower(config, *, timeout_s: float = 5.0) -> dict:  # noqa: ANN001
     def status(headers: dict) -> int:
         req = urllib.request.Request(f"{base}/workers", headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - local http by design
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
             return exc.code

@@ -21,7 +21,8 @@ KEYCTL = {"x86_64": 250, "aarch64": 219}
 
 
 def load_profile(path: str) -> dict:
-    profile = json.load(open(path))
+    with open(path) as fh:
+        profile = json.load(fh)
     lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]

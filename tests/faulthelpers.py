@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=2,
                            socket_timeout=5)
 
-    def start(self, timeout: float = 20.0) -> "RedisServer":
+    def start(self, timeout: float = 20.0) -> RedisServer:
         args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
                 "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
                 "--maxmemory-policy", "noeviction", "--dir", str(self.dir), "--logfile", str(self.log),
@@ -74,13 +75,17 @@ class RedisServer:
         return self.client().info("server")["run_id"]
 
 
-@pytest.fixture
-def own_redis(tmp_path) -> RedisServer:
+def _own_redis(tmp_path) -> Iterator[RedisServer]:
     directory = tmp_path / "redis"
     directory.mkdir()
     server = RedisServer(directory).start()
     yield server
     server.stop(signal.SIGKILL)
+
+
+#: A fresh ``RedisServer`` per test; a module uses it with ``own_redis_fixture = OWN_REDIS`` and a parameter
+#: named ``own_redis``.
+OWN_REDIS = pytest.fixture(name="own_redis")(_own_redis)
 
 
 def process_group_alive(pgid: int) -> bool:

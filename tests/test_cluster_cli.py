@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from faulthelpers import own_redis, process_group_alive  # noqa: F401
+from faulthelpers import OWN_REDIS, process_group_alive
 from storehelpers import create_pg_database, drop_pg_database, free_port
 
 from db.migrate import upgrade_database
 from db.session import make_engine
 from scheduler.cluster import count_gpus, plan
+
+own_redis_fixture = OWN_REDIS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_NVIDIA_SMI = """#!/bin/sh

@@ -169,7 +169,7 @@ def test_every_qmind_setting_is_documented_in_the_env_example_and_reaches_the_co
     names = {f"QMIND_{f.upper()}" for f in (*QueueConfig.model_fields, *StoreConfig.model_fields)} - derived
     names |= {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(SandboxConfig)}
     names |= {"QMIND_BP_SAMPLES", "QMIND_VQE_RESTARTS", "QMIND_ENGINE"}
-    missing = sorted(n for n in names if not re.search(rf"^#? ?{n}=", text, re.M))
+    missing = sorted(n for n in names if not re.search(rf"^#? ?{n}=", text, re.MULTILINE))
     assert not missing, f"settings missing from deploy/.env.example: {missing}"
     for line_no, line in enumerate(text.splitlines()):
         key = re.match(r"^#? ?([A-Z][A-Z0-9_]+)=", line)
@@ -294,11 +294,11 @@ def test_tasks_are_json_only_in_every_worker_the_deploy_files_start():
 @pytest.mark.parametrize("name", ["Dockerfile.cpu-worker", "Dockerfile.gpu-worker"])
 def test_worker_images_run_as_non_root_without_baked_secrets_and_with_a_ping_healthcheck(name):
     text = (DEPLOY / name).read_text()
-    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), f"{name} must end as a non-root user"
-    assert not re.search(r"^(ARG|ENV)\s+\S*(PASSWORD|SECRET|TOKEN|BROKER_URL|DATABASE_URL)", text, re.M | re.I)
-    assert not re.search(r"^COPY\s+.*\.env", text, re.M)
-    assert re.search(r"^HEALTHCHECK .*\n?.*inspect ping", text, re.M), f"{name} needs a celery ping healthcheck"
+    assert not re.search(r"^(ARG|ENV)\s+\S*(PASSWORD|SECRET|TOKEN|BROKER_URL|DATABASE_URL)", text, re.MULTILINE | re.IGNORECASE)
+    assert not re.search(r"^COPY\s+.*\.env", text, re.MULTILINE)
+    assert re.search(r"^HEALTHCHECK .*\n?.*inspect ping", text, re.MULTILINE), f"{name} needs a celery ping healthcheck"
     assert re.search(r'pip install "?\.(\[[a-z,]+\])?"?', text), f"{name} must pip-install the project"
 
 
@@ -306,7 +306,7 @@ def test_the_cpu_image_has_bubblewrap_and_the_gpu_image_is_built_on_vllm():
     cpu = (DEPLOY / "Dockerfile.cpu-worker").read_text()
     gpu = (DEPLOY / "Dockerfile.gpu-worker").read_text()
     assert "bubblewrap" in cpu
-    assert re.search(r"^ARG VLLM_IMAGE=vllm/vllm-openai:", gpu, re.M) and "FROM ${VLLM_IMAGE}" in gpu
+    assert re.search(r"^ARG VLLM_IMAGE=vllm/vllm-openai:", gpu, re.MULTILINE) and "FROM ${VLLM_IMAGE}" in gpu
     assert '".[gpu' in gpu
 
 
@@ -429,3 +429,14 @@ def test_k8s_network_policies_let_only_the_workers_reach_redis_and_postgres():
                         .get(label) == "true")}
         assert clients and clients <= {"cpu-worker", "gpu-worker", "flower", "qmind-migrate", "qmind-discover"}, \
             clients
+
+
+def test_the_deploy_docs_explain_every_setting():
+    from db.config import StoreConfig
+    from scheduler.cluster import ClusterConfig
+    from workers.config import QueueConfig
+
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    names = {f"QMIND_{f.upper()}" for c in (QueueConfig, StoreConfig, ClusterConfig) for f in c.model_fields}
+    assert not sorted(n for n in names if n not in docs), "docs/deploy.md lacks these settings"
+

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from faulthelpers import RedisServer, kill_whole_worker, own_redis  # noqa: F401
+from faulthelpers import OWN_REDIS, RedisServer, kill_whole_worker
 from queuehelpers import Worker, configured_app, new_prefix, queue_env, wait_until
 from sqlalchemy import text
 from storehelpers import create_pg_database, drop_pg_database
@@ -26,6 +26,8 @@ from storehelpers import create_pg_database, drop_pg_database
 from db import writes
 from db.migrate import upgrade_database
 from db.session import make_engine, session_scope
+
+own_redis_fixture = OWN_REDIS
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +97,7 @@ def cluster(database, own_redis, tmp_path):
         engine.dispose()
 
 
-def _forget_broker_clients(app) -> None:  # noqa: ANN001
+def _forget_broker_clients(app) -> None:
     """``workers.app.configure`` changes the settings, but Celery caches the queue map, the router and the
     producer pool on first use: a test process that points the app at another Redis and prefix must drop them
     (a worker or the discovery loop configures once and is not affected)."""

@@ -62,8 +62,8 @@ def test_the_image_install_ships_code_migrations_and_data(tmp_path):
                               f"sqlite:///{elsewhere / 'store.db'}", "--json"], cwd=elsewhere, env=env,
                              capture_output=True, text=True, timeout=120, check=False)
     assert upgrade.returncode == 0 and '"upgraded": true' in upgrade.stdout, upgrade.stderr[-3000:]
-    probe = subprocess.run([sys.executable, "-c", "import workers.evaluation.sandbox as s, workers.app; "
-                            "print(s.__file__); print(s.isolation_status().mode)"], cwd=elsewhere, env=env,
+    code = "import workers.evaluation.sandbox as s, workers.app; print(s.__file__); print(s.isolation_status().mode)"
+    probe = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env,
                            capture_output=True, text=True, timeout=120, check=False)
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.splitlines()[0].startswith(str(site)), "the installed copy must be the one imported"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from faulthelpers import own_redis  # noqa: F401
+from faulthelpers import OWN_REDIS
 from queuehelpers import Worker, new_prefix, queue_env
 from storehelpers import create_pg_database, drop_pg_database, free_port
 
@@ -19,6 +19,8 @@ from db.session import make_engine
 from workers.config import QueueConfig
 from workers.evaluation.sandbox import SandboxConfig
 from workers.isolation_check import InsecureSandboxError, require_isolation
+
+own_redis_fixture = OWN_REDIS
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_BWRAP = {"QMIND_SANDBOX_BWRAP_PATH": "/nonexistent/bwrap"}

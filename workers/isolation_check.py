@@ -15,7 +15,7 @@ class InsecureSandboxError(QueueConfigError):
     """The sandbox would run candidates without bubblewrap isolation and that was not allowed."""
 
 
-def require_isolation(config: QueueConfig, *, sandbox_config=None, status=None) -> str:  # noqa: ANN001
+def require_isolation(config: QueueConfig, *, sandbox_config=None, status=None) -> str:
     """Return the sandbox summary to log, or raise InsecureSandboxError.
 
     ``sandbox_config`` defaults to ``SandboxConfig.from_env()`` (QMIND_SANDBOX_*); ``status`` to a probe of this

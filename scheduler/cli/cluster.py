@@ -10,8 +10,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from scheduler.cluster import (ClusterConfig, ClusterError, ProcessState, count_gpus, log_tail, plan, read_states,
-                               start, stop)
+from scheduler.cluster import (
+    ClusterConfig,
+    ClusterError,
+    ProcessState,
+    count_gpus,
+    log_tail,
+    plan,
+    read_states,
+    start,
+    stop,
+)
 
 from . import app
 from .common import console, err_console, print_json, usage_error
@@ -42,7 +51,7 @@ def _fail(message: str, *, as_json: bool, extra: dict | None = None) -> None:
     raise typer.Exit(code=1)
 
 
-def _celery(queue_config):  # noqa: ANN001
+def _celery(queue_config):
     from workers.app import app as celery_app
     from workers.app import configure
 
@@ -83,7 +92,13 @@ def up(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Start the cluster's daemons (those already running are left alone) and wait until they answer."""
-    from scheduler.cluster_health import check_broker, check_flower, check_store, flower_listening, ping_workers
+    from scheduler.cluster_health import (
+        check_broker,
+        check_flower,
+        check_store,
+        flower_listening,
+        ping_workers,
+    )
 
     queue, cluster, directory = _configs(directory, as_json=as_json)
     if gpus != "auto" and not gpus.isdigit():
