@@ -28,6 +28,9 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
     eager = config.eager
     transport = {
         "visibility_timeout": int(config.visibility_timeout_s),
+        # a dead worker's unacknowledged task comes back within visibility_timeout + this interval
+        "unacked_restore_interval": config.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": config.broker_connect_timeout_s,
         "socket_timeout": max(30.0, config.broker_connect_timeout_s),
         "max_retries": config.publish_retries,
