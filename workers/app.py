@@ -67,7 +67,9 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         broker_connection_timeout=config.broker_connect_timeout_s,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task running when the broker connection drops finishes and commits its verdict; its message comes
+        # back after the visibility timeout and finds the verdict stored (no wasted work, no attempt counted).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_publish_retry=True,
         task_publish_retry_policy={"max_retries": config.publish_retries, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 1.0},
