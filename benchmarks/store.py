@@ -9,14 +9,20 @@ temporary file). Targets (issue 3): ingest >= 20,000 rows/s on PostgreSQL; best-
 
 from __future__ import annotations
 
+import pathlib
+import sys
+
+# Run as a script, this file's folder comes first on sys.path, where benchmarks/queue.py would shadow the
+# standard library's ``queue``: drop the folder.
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
+
 import argparse
 import json
-import pathlib
 import random
 import re
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 

@@ -22,5 +22,5 @@ class StoreConfig(BaseSettings):
         "PostgreSQL: seconds to wait for a connection before failing"))
     db_pool_size: int = Field(5, ge=1, description="PostgreSQL: connections kept open per process")
     sql_timeout_s: float = Field(30.0, gt=0, description=(
-        "Longest a read-only `qmind sql` / `qmind history` query may run"))
+        "PostgreSQL: longest a read-only `qmind sql` / `qmind history` query may run"))
     db_echo: bool = Field(False, description="Log every SQL statement (debugging)")

@@ -51,13 +51,30 @@ class EvaluationKey:
         return {"code_sha256": self.code_sha256, "goal_id": self.goal_id, "scorer_version": self.scorer_version}
 
 
+_KEY_COLUMNS = ("code_sha256", "goal_id", "scorer_version")
+
+
+def _dialect(session: Session) -> str:
+    name = session.get_bind().dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise StoreError(f"unsupported database dialect '{name}'; expected sqlite or postgresql")
+    return name
+
+
 def _insert(session: Session, model: type):
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise StoreError(f"unsupported database dialect '{dialect}'; expected sqlite or postgresql")
+    return (postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert)(model)
+
+
+# Upserts on the hot path are built once per dialect (building one costs about as much as running it).
+_STATEMENTS: dict[tuple, Any] = {}
+
+
+def _cached(session: Session, name: str, build, *extra: Any):  # noqa: ANN001
+    key = (name, _dialect(session), *extra)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build(_insert(session, Evaluation))
+    return stmt
 
 
 # ---- goals, model versions, runs --------------------------------------------------------------------------------
@@ -201,13 +218,14 @@ def begin_attempt(session: Session, key: EvaluationKey, *, max_attempts: int, re
     ``max_attempts`` of those the evaluation is marked ``failed`` and not started again.
     """
     now = utcnow()
-    session.execute(_insert(session, Evaluation).values(
-        **key.as_dict(), status=STATUS_PENDING, errors=[], stage="", seed=seed, timings={}, attempts=0,
-        created_at=now, updated_at=now).on_conflict_do_nothing(
-        index_elements=["code_sha256", "goal_id", "scorer_version"]))
-    row = session.execute(update(Evaluation).where(*_key_filter(key), Evaluation.status == STATUS_PENDING).values(
-        attempts=Evaluation.attempts + 1, worker_host=worker_host, updated_at=now)
-        .returning(Evaluation.id, Evaluation.attempts)).one_or_none()
+    stmt = _cached(session, "begin_attempt", lambda ins: ins.on_conflict_do_update(
+        index_elements=list(_KEY_COLUMNS),
+        set_={"attempts": Evaluation.attempts + 1, "worker_host": ins.excluded.worker_host,
+              "updated_at": ins.excluded.updated_at},
+        where=Evaluation.status == STATUS_PENDING).returning(Evaluation.id, Evaluation.attempts))
+    params = dict(key.as_dict(), status=STATUS_PENDING, errors=[], stage="", seed=seed, timings={}, attempts=1,
+                  worker_host=worker_host, created_at=now, updated_at=now)
+    row = session.connection().execute(stmt, params).one_or_none()  # create the row, or count one more attempt
     if row is None:
         ev_id, status, attempts = session.execute(select(Evaluation.id, Evaluation.status, Evaluation.attempts)
                                                   .where(*_key_filter(key))).one()
@@ -259,7 +277,6 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     return cols
 
 
-_KEY_COLUMNS = ("code_sha256", "goal_id", "scorer_version")
 #: Above this many rows PostgreSQL ingests through COPY into a temporary table and one INSERT ... SELECT.
 COPY_THRESHOLD = 64
 
@@ -290,9 +307,9 @@ def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, di
     if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
         _copy_upsert(session, rows, updated)
         return len(rows)
-    stmt = _insert(session, Evaluation)
-    stmt = stmt.on_conflict_do_update(index_elements=list(_KEY_COLUMNS), set_={c: stmt.excluded[c] for c in updated},
-                                      where=Evaluation.status == STATUS_PENDING)
+    stmt = _cached(session, "record_evaluations", lambda ins: ins.on_conflict_do_update(
+        index_elements=list(_KEY_COLUMNS), set_={c: ins.excluded[c] for c in updated},
+        where=Evaluation.status == STATUS_PENDING), tuple(updated))
     session.connection().execute(stmt, rows)  # Core executemany (the ORM bulk path splits rows into groups)
     return len(rows)
 

@@ -37,7 +37,7 @@ def test_flower_lists_the_running_workers_and_a_runs_tasks_behind_basic_auth(tmp
     procs = []
     try:
         with configured_app(env):
-            workers = [Worker(env, tmp_path, name=f"cpu{i}-{prefix.strip('-')}@test") for i in (1, 2)]
+            workers = [Worker(env, tmp_path, name=f"cpu-{i}@qmind-test") for i in (1, 2)]
             procs += workers
             flower = Flower(env, tmp_path, free_port())
             procs.append(flower)
@@ -64,7 +64,7 @@ def test_flower_lists_the_running_workers_and_a_runs_tasks_behind_basic_auth(tmp
             assert sorted(eval(t["args"])[0] for t in done) == sorted(rec.candidate_ids)  # noqa: S307 (repr of ints)
             assert {t["worker"] for t in done} <= {w.name for w in workers}
             shot = tmp_path / "flower.png"
-            screenshot(flower.url, shot, user=flower.user, password=flower.password)
+            screenshot(flower.url, shot, user=flower.user, password=flower.password, size="1400,640")
             data = shot.read_bytes()
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
             keep = os.environ.get("QMIND_FLOWER_SCREENSHOT")

@@ -158,3 +158,16 @@ def test_an_eager_generation_stores_the_batch_and_its_candidates(eager_store):
     with session_scope(eager_store) as s:
         row = s.get(GenerationBatch, batches[0].batch_id)
         assert row.generator == "procedural" and row.model_version_id is not None and row.prompt
+
+
+def test_qmind_worker_refuses_a_broker_it_cannot_reach(monkeypatch, tmp_path):
+    from storehelpers import free_port
+
+    url = f"sqlite:///{tmp_path / 'ok.db'}"
+    upgrade_database(make_engine(url))
+    monkeypatch.setenv("QMIND_BROKER_URL", f"redis://:pw@127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("QMIND_DATABASE_URL", url)
+    monkeypatch.setenv("QMIND_BROKER_CONNECT_TIMEOUT_S", "1")
+    result = CliRunner().invoke(cli_app, ["worker", "--queues", "cpu"])
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "cannot reach the broker at redis://:***@127.0.0.1" in message

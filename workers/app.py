@@ -28,13 +28,12 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
     eager = config.eager
     transport = {
         "visibility_timeout": int(config.visibility_timeout_s),
+        # a dead worker's unacknowledged task comes back within visibility_timeout + this interval
+        "unacked_restore_interval": config.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": config.broker_connect_timeout_s,
         "socket_timeout": max(30.0, config.broker_connect_timeout_s),
         "max_retries": config.publish_retries,
-        # every worker sweeps for tasks of dead workers each restore_interval_s (kombu's default throttle would
-        # make it ten times that)
-        "unacked_restore_interval": config.restore_interval_s,
-        "unacked_restore_throttle": 1,
     }
     if config.queue_prefix:
         transport["global_keyprefix"] = config.queue_prefix
@@ -68,12 +67,13 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         broker_connection_timeout=config.broker_connect_timeout_s,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task running when the broker connection drops finishes and commits its verdict; its message comes
+        # back after the visibility timeout and finds the verdict stored (no wasted work, no attempt counted).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_publish_retry=True,
         task_publish_retry_policy={"max_retries": config.publish_retries, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 1.0},
         worker_send_task_events=True,
-        task_send_sent_event=True,
         task_track_started=True,
         worker_hijack_root_logger=False,
         qmind_config=config,

@@ -44,9 +44,8 @@ class QueueConfig(BaseSettings):
         "Generation task: hard limit (includes loading the model on a worker's first task)"))
     visibility_timeout_s: float = Field(3600.0, gt=0, description=(
         "Redis: seconds before an unacknowledged task is given to another worker; must exceed every hard limit"))
-    restore_interval_s: float = Field(10.0, gt=0, description=(
-        "Redis: seconds between a worker's sweeps that requeue tasks of dead workers once unacknowledged for "
-        "longer than the visibility timeout"))
+    unacked_restore_interval_s: float = Field(10.0, gt=0, description=(
+        "Redis: how often each worker looks for tasks of dead workers past the visibility timeout"))
     max_attempts: int = Field(3, ge=1, description=(
         "Attempts that die with their worker before an evaluation is marked failed"))
     retry_max: int = Field(8, ge=0, description="Retries of a task after transient broker/database errors")

@@ -96,12 +96,12 @@ def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[st
                     "attempts": attempt.attempts}
         payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
         with session_scope(engine) as session:
-            evaluation_id = writes.record_evaluation(session, key, payload)
+            writes.record_evaluations(session, [(key, payload)])
     except Exception as exc:
         if _is_transient(exc):
             raise _retry(task, exc) from exc
         raise
-    return {"candidate_id": candidate_id, "evaluation_id": evaluation_id, "status": payload["status"],
+    return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": payload["status"],
             "attempts": attempt.attempts}
 
 
