@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workers.evaluation.sandbox import SandboxConfig, isolation_status, load_circuit, run_candidate  # noqa: E402
-from workers.evaluation.sandbox_isolation import find_interpreter, sandbox_env  # noqa: E402
+from workers.evaluation.sandbox import SandboxConfig, isolation_status, load_circuit, run_candidate
+from workers.evaluation.sandbox_isolation import find_interpreter, sandbox_env
 
 CANDIDATE = '''
 from qiskit import QuantumCircuit

@@ -10,9 +10,9 @@ jobs = json.load(sys.stdin)
 sys.path[:0] = [root, *jobs["site"]]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _sandbox_util import hostile  # noqa: E402
+from _sandbox_util import hostile
 
-from workers.evaluation.sandbox import SandboxConfig, isolation_status, run_candidate  # noqa: E402
+from workers.evaluation.sandbox import SandboxConfig, isolation_status, run_candidate
 
 os.environ["QMIND_TEST_SECRET"] = jobs["secret"]
 out = {"pid": os.getpid(), "uid": os.getuid(), "results": []}

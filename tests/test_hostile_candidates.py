@@ -127,6 +127,17 @@ def test_memory_spread_over_many_processes_is_stopped_by_the_tree_wide_watchdog(
     assert processes_named(name) == []
 
 
+def test_filling_the_disk_stops_at_the_private_directory_limit(mode):
+    result = run_candidate(hostile("disk_filler"), 3, config=config(mode, max_disk_bytes=4 << 20))
+    if mode == "bwrap":  # a tmpfs of 4 MiB: writes fail with ENOSPC, the candidate gives up
+        assert result.status == "ok", result.error
+        total = int(re.search(r"TOTAL (\d+)", result.stdout).group(1))
+        assert total <= 4 << 20
+    else:  # a host directory: the watchdog measures it and stops the run
+        assert result.status == "resource", (result.status, result.error, result.stdout)
+        assert "too much to disk" in result.error
+
+
 @pytest.mark.parametrize("program", ["flood_stdout", "flood_stderr"])
 def test_flooding_the_output_is_capped_and_stops_the_run(mode, program):
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

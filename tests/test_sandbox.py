@@ -448,12 +448,12 @@ def test_a_killed_worker_takes_its_sandbox_with_it(mode):
     from _sandbox_util import marker, processes_named
 
     name = marker()
-    code = ("import ctypes, time\nctypes.CDLL(None).prctl(15, b'%s', 0, 0, 0)\n"
-            "def create_ansatz(n):\n    time.sleep(120)\n" % name)
-    script = ("import sys; sys.path[:0] = [%r, %r]\n"
+    code = (f"import ctypes, time\nctypes.CDLL(None).prctl(15, b'{name}', 0, 0, 0)\n"
+            "def create_ansatz(n):\n    time.sleep(120)\n")
+    paths = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+    script = (f"import sys; sys.path[:0] = {paths!r}\n"
               "from workers.evaluation.sandbox import run_candidate, SandboxConfig\n"
-              "run_candidate(%r, 3, config=SandboxConfig(isolation=%r, wall_seconds=120))\n"
-              % (str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent), code, mode))
+              f"run_candidate({code!r}, 3, config=SandboxConfig(isolation={mode!r}, wall_seconds=120))\n")
     worker = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.monotonic() + 30

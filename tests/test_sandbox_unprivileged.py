@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from _sandbox_util import processes_named
 
 NOBODY = 65534

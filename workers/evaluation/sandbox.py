@@ -185,7 +185,7 @@ def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfi
     with iso.claim_slot(config) as uid:
         if uid is not None and sandbox_pids(Identity(uid=uid), full_scan=True):
             log.error("sandbox: processes of uid %s survived an earlier run; killing them", uid)
-            kill_tree(None, Identity(uid=uid), init_pid=None, pidns=None)
+            kill_tree(None, Identity(uid=uid), pidns=None)
         outcome = _execute(source, sizes, config, mode, interp, uid)
     return _interpret(outcome, sizes, config, mode)
 
@@ -242,7 +242,8 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
         return run_process(argv, env=env, pass_fds=tuple(pass_fds), result_fd=result_r, info_fd=info_r,
                            ident_for=ident_for, wall_seconds=config.wall_seconds,
                            max_output=config.max_output_bytes, max_result=per_size * len(sizes) + 64 * 1024,
-                           memory_limit=config.memory_bytes + BASELINE_MEMORY)
+                           memory_limit=config.memory_bytes + BASELINE_MEMORY, disk_dir=workdir,
+                           disk_limit=config.max_disk_bytes + 64 * 1024)
     finally:
         if workdir is not None:
             import shutil
@@ -264,12 +265,14 @@ def _bwrap_path(config: SandboxConfig) -> str:
 
 
 def _count_own_processes() -> int:
+    """Tasks (threads included: RLIMIT_NPROC counts them) of this uid right now."""
     me = os.getuid()
     count = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                count += os.stat(f"/proc/{entry}").st_uid == me
+                if os.stat(f"/proc/{entry}").st_uid == me:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
             except OSError:
                 pass
     return count
@@ -337,6 +340,8 @@ def _interpret(out: Outcome, sizes: list[int], config: SandboxConfig, mode: str)
         else:
             truncated = True
     goal = sizes[0]
+    if out.stop == "disk":  # the host directory overflowed: never ok, even if the circuits arrived
+        return SandboxResult(status=STATUS_RESOURCE, error=_stopped(out, config, mode, truncated)[1], **common)
     if done and goal in circuits:
         for n in sizes[1:]:
             if n not in circuits and n not in size_errors:
@@ -366,6 +371,9 @@ def _stopped(out: Outcome, config: SandboxConfig, mode: str, corrupted: bool) ->
         return STATUS_RESOURCE, (f"The code used too much memory ({out.stop_detail}; limit "
                                  f"{config.memory_bytes / 2**30:.2f} GiB); the run was stopped. Build the circuit "
                                  "without large arrays and do not start processes.")
+    if out.stop == "disk":
+        return STATUS_RESOURCE, (f"The code wrote too much to disk ({out.stop_detail}; limit "
+                                 f"{config.max_disk_bytes} bytes); the run was stopped. Do not write files.")
     if out.stop == "result":
         return STATUS_RESOURCE, (f"The circuits were larger than {config.max_circuit_bytes} bytes each; "
                                  "the run was stopped.")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICKS = os.sysconf("SC_CLK_TCK")
 _READ_CHUNK = 1 << 16
+_MAX_ENTRIES = 20_000
 
 
 @dataclasses.dataclass
@@ -34,7 +35,7 @@ class Outcome:
     stderr: bytes = b""
     result: bytes = b""
     stop: str | None = None
-    """Why the parent stopped the run: wall, output, result, memory (None: it ended by itself)."""
+    """Why the parent stopped the run: wall, output, result, memory, disk (None: it ended by itself)."""
     stop_detail: str = ""
     wall_seconds: float = 0.0
     peak_memory: int = 0
@@ -144,6 +145,28 @@ def sandbox_pids(ident: Identity, *, init_pid: int | None = None, pidns: str | N
     return live
 
 
+def disk_usage(root: str, *, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated, entries) under ``root``, never following symlinks; stops counting at ``max_entries``."""
+    used, entries, stack = 0, 0, [root]
+    while stack and entries < max_entries:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    used += max(st.st_blocks * 512, 4096)
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    if entries >= max_entries:
+                        break
+        except OSError:
+            continue
+    return used, entries
+
+
 def _pidns(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/pid")
@@ -151,8 +174,7 @@ def _pidns(pid: int) -> str | None:
         return None
 
 
-def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidns: str | None,
-              grace: float = 2.0) -> int:
+def kill_tree(leader: int | None, ident: Identity, *, pidns: str | None, grace: float = 2.0) -> int:
     """SIGKILL everything of the sandbox; sweep /proc until nothing is left. Returns how many survived.
 
     ``leader`` is the process group the parent started (bwrap, whose death kills the pid namespace, or the
@@ -166,9 +188,9 @@ def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidn
     deadline = time.monotonic() + grace
     left: list[int] = []
     while True:
+        # only strong identities here (pid namespace, per-run uid, process group): never "descendants of the init",
+        # whose pid could belong to an unrelated process once the init is gone
         left = sandbox_pids(ident, pidns=pidns, full_scan=True)
-        if init_pid is not None:
-            left = sorted(set(left) | {p for p in _descendants(init_pid) if _alive(p)})
         if not left or time.monotonic() > deadline:
             break
         for pid in left:
@@ -178,18 +200,15 @@ def kill_tree(leader: int | None, ident: Identity, *, init_pid: int | None, pidn
     return len(left)
 
 
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return bool(st) and st[0] not in ("Z", "X")
-
-
 def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ...], result_fd: int,
                 info_fd: int | None, ident_for: Callable[[subprocess.Popen], Identity], wall_seconds: float,
-                max_output: int, max_result: int, memory_limit: int, poll: float = 0.2) -> Outcome:
+                max_output: int, max_result: int, memory_limit: int, disk_dir: str | None = None,
+                disk_limit: int = 0, poll: float = 0.2) -> Outcome:
     """Start ``argv`` and watch it until it ends or a limit stops it; then make sure the whole tree is gone.
 
     ``pass_fds`` are inherited by the child and closed here right after the start; ``result_fd``/``info_fd`` are
-    the parent's read ends (closed at the end). ``ident_for(proc)`` says how to find the tree.
+    the parent's read ends (closed at the end). ``ident_for(proc)`` says how to find the tree. ``disk_dir``: a host
+    directory the sandbox can write (the fallback's), kept under ``disk_limit`` bytes and 20,000 entries.
     """
     out = Outcome()
     start = time.monotonic()
@@ -273,9 +292,19 @@ def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ..
                     out.stop = "memory"
                     out.stop_detail = f"{mem / 2**30:.2f} GiB across {len(pids)} processes"
                     break
+                if disk_dir is not None:
+                    used, entries = disk_usage(disk_dir, max_entries=_MAX_ENTRIES)
+                    if used > disk_limit or entries >= _MAX_ENTRIES:
+                        out.stop = "disk"
+                        out.stop_detail = f"{used / 2**20:.1f} MiB in {entries} files"
+                        break
     finally:
-        out.leftovers = kill_tree(proc.pid, ident, init_pid=init_pid, pidns=pidns)
+        out.leftovers = kill_tree(proc.pid, ident, pidns=pidns)  # before proc.wait(): its pid stays ours
         proc.wait()
+        if disk_dir is not None and out.stop is None:  # a fast writer may have finished between two polls
+            used, entries = disk_usage(disk_dir, max_entries=_MAX_ENTRIES)
+            if used > disk_limit or entries >= _MAX_ENTRIES:
+                out.stop, out.stop_detail = "disk", f"{used / 2**20:.1f} MiB in {entries} files"
         out.wall_seconds = time.monotonic() - start
         for fd in list(open_fds):  # drain what is already buffered, within the caps
             _drain(fd, streams[fd], bufs, out, max_output, max_result)
