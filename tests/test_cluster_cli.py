@@ -25,8 +25,8 @@ own_redis_fixture = OWN_REDIS
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_NVIDIA_SMI = """#!/bin/sh
-# stand-in for the real nvidia-smi (no GPU on the test machine): lists one GPU like `nvidia-smi -L` does
-echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-0000-0000-0000-000000000000)"
+# stand-in for the real nvidia-smi (no GPU on the test machine): one GPU, in the format a real H100 host printed
+echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-3d65d3de-fb92-63b6-3849-d677172d1171)"
 """
 
 
