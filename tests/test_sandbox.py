@@ -15,7 +15,7 @@ import struct
 import tempfile
 
 import pytest
-from _sandbox_util import MODES, config
+from _sandbox_util import MODES, config, hostile
 from qiskit import QuantumCircuit, qpy
 from qiskit.circuit import Parameter, ParameterVector
 from qiskit.qpy import common as qpy_common
@@ -194,8 +194,8 @@ def create_ansatz(num_qubits):
 
 def test_the_fallback_leaves_no_directory_behind():
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*")))
-    run_candidate(candidate("open('litter.txt', 'w').write('x')\ncreate_ansatz = QuantumCircuit\n"), 2,
-                  config=config("rlimits"))
+    result = run_candidate(hostile("litter"), 2, config=config("rlimits"))
+    assert result.status == "ok", result.error
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*"))) == before
 
 
@@ -437,6 +437,9 @@ def create_ansatz(num_qubits):
     assert load_circuit(result.circuits_qpy[3]).num_parameters == 12
 
 
+UID_BASE = 1_000_900_000  # a uid range of its own, so that the slot is surely reused
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_killed_worker_takes_its_sandbox_with_it(mode):
     import signal
@@ -453,7 +456,8 @@ def test_a_killed_worker_takes_its_sandbox_with_it(mode):
     paths = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
     script = (f"import sys; sys.path[:0] = {paths!r}\n"
               "from workers.evaluation.sandbox import run_candidate, SandboxConfig\n"
-              f"run_candidate({code!r}, 3, config=SandboxConfig(isolation={mode!r}, wall_seconds=120))\n")
+              f"run_candidate({code!r}, 3, config=SandboxConfig(isolation={mode!r}, wall_seconds=120, "
+              f"uid_base={UID_BASE}, uid_slots=1))\n")
     worker = subprocess.Popen([sys.executable, "-c", script])
     try:
         deadline = time.monotonic() + 30
@@ -470,3 +474,9 @@ def test_a_killed_worker_takes_its_sandbox_with_it(mode):
     finally:
         worker.kill()
         worker.wait()
+    # the killed worker could not clean up its directory (fallback); the next run on that uid does
+    if os.geteuid() == 0:
+        assert run_candidate(LAYERED, 2, config=config(mode, uid_base=UID_BASE, uid_slots=1)).status == "ok"
+        left = [p for p in glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*"))
+                if os.lstat(p).st_uid == UID_BASE]
+        assert left == []

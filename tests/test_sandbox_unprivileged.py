@@ -5,12 +5,14 @@ checks the host afterwards."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -68,8 +70,10 @@ def unprivileged_run(tmp_path_factory):
             {"mode": mode, "program": "network", "subs": {"redis_key": f"never-{tag}"}, "config": {}},
             {"mode": mode, "program": "ctypes_syscalls", "subs": {}, "config": {}},
             {"mode": mode, "program": "infinite_loop", "subs": {}, "config": {"wall_seconds": 4}},
+            {"mode": mode, "program": "litter", "subs": {}, "config": {}},
         ]
     secret = "s3cret-" + uuid.uuid4().hex
+    before = _nobody_workdirs()
     request = {"python": python, "site": [site], "secret": secret, "jobs": jobs}
     proc = subprocess.run([python, "-I", str(HERE / "_unprivileged_worker.py")], input=json.dumps(request),
                           capture_output=True, text=True, timeout=600, user=NOBODY, group=NOBODY,
@@ -77,10 +81,16 @@ def unprivileged_run(tmp_path_factory):
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
-    yield {"out": out, "targets": targets, "markers": markers, "secret": secret, "home": home}
+    yield {"out": out, "targets": targets, "markers": markers, "secret": secret, "home": home,
+           "new_workdirs": _nobody_workdirs() - before}
     for path in targets:
         if os.path.lexists(path):
             os.unlink(path)
+
+
+def _nobody_workdirs() -> set[str]:
+    return {p for p in glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*"))
+            if os.lstat(p).st_uid == NOBODY}
 
 
 def results(run, mode, program):
@@ -140,3 +150,8 @@ def test_a_same_uid_candidate_has_no_network_and_no_dangerous_system_calls(unpri
 def test_an_unprivileged_run_still_times_out(unprivileged_run, mode):
     r = results(unprivileged_run, mode, "infinite_loop")
     assert r["status"] == "timeout" and r["wall"] < 8
+
+
+def test_the_fallback_directory_is_removed_even_when_the_candidate_locked_it(unprivileged_run):
+    assert results(unprivileged_run, "rlimits", "litter")["status"] == "ok"
+    assert unprivileged_run["new_workdirs"] == set()

@@ -14,10 +14,10 @@ import functools
 import json
 import logging
 import os
+import shutil
 import signal
 import struct
 import subprocess
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,7 +109,6 @@ def _probe(bwrap_path: str, python: str, extra: tuple[str, ...], root: bool) -> 
 
 
 def _probe_bwrap(config: SandboxConfig, root: bool) -> tuple[bool, str]:
-    import shutil
     path = shutil.which(config.bwrap_path)
     if path is None:
         return False, f"{config.bwrap_path!r} not found (install the bubblewrap package)"
@@ -183,9 +182,11 @@ def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfi
     mode = _choose_mode(config)
     interp = iso.find_interpreter(config.python)
     with iso.claim_slot(config) as uid:
-        if uid is not None and sandbox_pids(Identity(uid=uid), full_scan=True):
-            log.error("sandbox: processes of uid %s survived an earlier run; killing them", uid)
-            kill_tree(None, Identity(uid=uid), pidns=None)
+        if uid is not None:  # a worker killed mid-run may have left processes and a directory behind
+            if sandbox_pids(Identity(uid=uid), full_scan=True):
+                log.error("sandbox: processes of uid %s survived an earlier run; killing them", uid)
+                kill_tree(None, Identity(uid=uid), pidns=None)
+            iso.remove_stale_workdirs(uid)
         outcome = _execute(source, sizes, config, mode, interp, uid)
     return _interpret(outcome, sizes, config, mode)
 
@@ -193,42 +194,43 @@ def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfi
 def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, interp: iso.Interpreter,
              uid: int | None) -> Outcome:
     root = uid is not None
-    code_fd = _memfd("qmind-candidate", source)
-    result_r, result_w = os.pipe()
-    pass_fds = [code_fd, result_w]
-    info_r = None
-    workdir = None
-    if mode == FALLBACK and not root:
-        nproc = _count_own_processes() + config.max_processes
-    else:
-        nproc = config.max_processes
-    read_paths = iso.read_only_paths(interp, config) + list(iso._READ_FILES)
+    nproc = config.max_processes
+    if mode == FALLBACK and not root:  # the candidate shares the worker's uid: count what it already runs
+        nproc += _count_own_processes()
     runner_cfg = {
-        "run_id": uuid.uuid4().hex, "sizes": sizes, "code_fd": code_fd, "result_fd": result_w,
-        "sys_path": _sys_path(interp, config), "drop": [uid, uid] if root else None,
+        "sizes": sizes, "sys_path": _sys_path(interp, config), "drop": [uid, uid] if root else None,
         "limits": {"cpu": config.cpu_limit, "fsize": config.max_disk_bytes, "nofile": config.max_open_files,
                    "nproc": nproc, "memory": config.memory_bytes},
-        "landlock": {"enabled": True, "read": read_paths + (["/proc"] if mode == BWRAP else []),
-                     "devices": list(iso._DEVICES)},
+        "landlock": {"enabled": True, "devices": list(iso.DEVICES),
+                     "read": iso.read_only_paths(interp, config) + list(iso.READ_FILES)
+                     + (["/proc"] if mode == BWRAP else [])},
         "max_circuit_bytes": config.max_circuit_bytes, "qpy_version": _qpy_version(),
     }
+    workdir = iso.make_workdir(uid) if mode == FALLBACK else None
+    opened: list[int] = []
     try:
+        code_fd = _memfd("qmind-candidate", source)
+        opened.append(code_fd)
+        result_r, result_w = os.pipe()
+        opened += [result_r, result_w]
+        runner_cfg.update(code_fd=code_fd, result_fd=result_w)
+        pass_fds, info_r = [code_fd, result_w], None
         if mode == BWRAP:
             info_r, info_w = os.pipe()
+            opened += [info_r, info_w]
             sec = iso.seccomp_program("bwrap")
-            sec_fd = _memfd("qmind-seccomp", sec) if sec is not None else None
-            runner_cfg["workdir"] = iso.WORKDIR_IN_BWRAP
-            runner_cfg["seccomp"] = [p.hex() for p in [iso.seccomp_program("no_exec")] if p]
+            sec_fd = None if sec is None else _memfd("qmind-seccomp", sec)
+            opened += [] if sec_fd is None else [sec_fd]
+            runner_cfg.update(workdir=iso.WORKDIR_IN_BWRAP,
+                              seccomp=[p.hex() for p in [iso.seccomp_program("no_exec")] if p])
             argv = iso.bwrap_args(_bwrap_path(config), interp, config, root=root, info_fd=info_w,
                                   seccomp_fd=sec_fd)
-            pass_fds += [info_w] + ([sec_fd] if sec_fd is not None else [])
+            pass_fds += [info_w] + ([] if sec_fd is None else [sec_fd])
             env = iso.sandbox_env(iso.WORKDIR_IN_BWRAP)
         else:
-            workdir = iso.make_workdir(uid)
-            runner_cfg["workdir"] = workdir
-            runner_cfg["parent_pid"] = os.getpid()
-            runner_cfg["seccomp"] = [p.hex() for p in (iso.seccomp_program("fallback"),
-                                                      iso.seccomp_program("no_exec")) if p]
+            runner_cfg.update(workdir=workdir, parent_pid=os.getpid(),
+                              seccomp=[p.hex() for p in (iso.seccomp_program("fallback"),
+                                                         iso.seccomp_program("no_exec")) if p])
             argv = []
             env = iso.sandbox_env(workdir)
         argv += [interp.executable, *_PY_FLAGS, "-c", _runner_source(), json.dumps(runner_cfg)]
@@ -239,15 +241,17 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
             return Identity(uid=uid, pgid=proc.pid, own_uid=None if root else os.getuid())
 
         per_size = config.max_circuit_bytes + 64 * 1024
+        opened = []  # from here on run_process owns (and closes) every descriptor
         return run_process(argv, env=env, pass_fds=tuple(pass_fds), result_fd=result_r, info_fd=info_r,
                            ident_for=ident_for, wall_seconds=config.wall_seconds,
                            max_output=config.max_output_bytes, max_result=per_size * len(sizes) + 64 * 1024,
                            memory_limit=config.memory_bytes + BASELINE_MEMORY, disk_dir=workdir,
                            disk_limit=config.max_disk_bytes + 64 * 1024)
     finally:
+        for fd in opened:
+            os.close(fd)
         if workdir is not None:
-            import shutil
-            shutil.rmtree(workdir, ignore_errors=True)
+            iso.remove_workdir(workdir)
 
 
 def _sys_path(interp: iso.Interpreter, config: SandboxConfig) -> list[str]:
@@ -257,7 +261,6 @@ def _sys_path(interp: iso.Interpreter, config: SandboxConfig) -> list[str]:
 
 
 def _bwrap_path(config: SandboxConfig) -> str:
-    import shutil
     path = shutil.which(config.bwrap_path)
     if path is None:
         raise SandboxError(f"bubblewrap ({config.bwrap_path!r}) is not installed")

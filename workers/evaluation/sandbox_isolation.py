@@ -9,6 +9,7 @@ import dataclasses
 import errno
 import fcntl
 import functools
+import glob
 import json
 import logging
 import os
@@ -30,9 +31,10 @@ from .sandbox_config import SandboxConfig
 log = logging.getLogger("qmind.sandbox")
 
 WORKDIR_IN_BWRAP = "/tmp/work"
+WORKDIR_PREFIX = "qmind-sandbox-"
 _SLOT_DIR_CANDIDATES = ("/run/qmind-sandbox", os.path.join(tempfile.gettempdir(), "qmind-sandbox-slots"))
-_READ_FILES = ("/etc/ld.so.cache", "/etc/localtime")
-_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+READ_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 _TOP_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
 
 
@@ -118,7 +120,7 @@ def bwrap_args(bwrap: str, interp: Interpreter, config: SandboxConfig, *, root: 
             args += ["--symlink", os.readlink(top), top]
     for path in read_only_paths(interp, config):
         args += ["--ro-bind", path, path]
-    for path in _READ_FILES:
+    for path in READ_FILES:
         args += ["--ro-bind-try", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/", "--clearenv"]
     for key, value in sandbox_env(WORKDIR_IN_BWRAP).items():
@@ -158,7 +160,7 @@ def claim_slot(config: SandboxConfig) -> Iterator[int | None]:
     while True:
         for slot in order:
             uid = config.uid_base + slot
-            fd = os.open(os.path.join(directory, f"slot-{slot}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(os.path.join(directory, f"uid-{uid}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -197,12 +199,37 @@ def _slot_dir() -> str:
     raise SandboxError(f"no private directory for sandbox slot locks (tried {', '.join(_SLOT_DIR_CANDIDATES)})")
 
 
+def remove_stale_workdirs(uid: int) -> None:
+    """Delete fallback directories a killed worker left behind for this (claimed, so idle) slot uid."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), WORKDIR_PREFIX + "*")):
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+                log.warning("sandbox: removing %s, left behind by an earlier run of uid %s", path, uid)
+                remove_workdir(path)
+
+
 def make_workdir(uid: int | None) -> str:
     """A private host directory for the fallback (0700, owned by the sandbox uid)."""
-    path = tempfile.mkdtemp(prefix="qmind-sandbox-")
+    path = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
     if uid is not None:
         os.chown(path, uid, uid)
     return path
+
+
+def remove_workdir(path: str) -> None:
+    """Delete the fallback's directory, including sub-directories the candidate made unreadable (never following
+    a symlink it planted)."""
+    if not is_root():
+        for root, dirs, _files in os.walk(path):
+            for name in dirs:
+                full = os.path.join(root, name)
+                if not os.path.islink(full):
+                    with contextlib.suppress(OSError):
+                        os.chmod(full, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        log.error("sandbox: could not remove %s", path)
 
 
 def seccomp_program(mode: str) -> bytes | None:
