@@ -320,15 +320,20 @@ def _copy_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     cols = list(rows[0])
     names = ", ".join(cols)
+    json_at = [i for i, c in enumerate(cols) if c in json_cols]
+    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
     dbapi = session.connection().connection.dbapi_connection
     with dbapi.cursor() as cur:
         # columns only (no defaults, no constraints); the upsert below does the checking
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS qmind_ingest ON COMMIT DELETE ROWS AS "
                     f"SELECT {names} FROM evaluations WITH NO DATA")
         with cur.copy(f"COPY qmind_ingest ({names}) FROM STDIN") as copy:
-            dumps = json.dumps
             for row in rows:
-                copy.write_row([dumps(row[c]) if c in json_cols and row[c] is not None else row[c] for c in cols])
+                values = [row[c] for c in cols]
+                for i in json_at:
+                    if values[i] is not None:
+                        values[i] = encode(values[i])
+                copy.write_row(values)
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
         cur.execute(f"INSERT INTO evaluations ({names}) SELECT {names} FROM qmind_ingest "
                     f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {assignments} "
