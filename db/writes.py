@@ -333,6 +333,10 @@ def _bulk_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str
     (``json_populate_recordset``) into one upsert."""
     cols = list(rows[0])
     names = ", ".join(cols)
+    stamps = [c for c in cols if isinstance(rows[0][c], datetime.datetime)]
+    for row in rows:  # the same few timestamps in every row: text once, not a callback per value
+        for c in stamps:
+            row[c] = row[c].isoformat()
     try:
         document = json.dumps(rows, separators=(",", ":"), allow_nan=False, default=_json_default)
     except ValueError as exc:
