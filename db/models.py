@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -141,13 +141,16 @@ class Evaluation(Base):
     __table_args__ = (
         UniqueConstraint("code_sha256", "goal_id", "scorer_version"),
         Index("ix_evaluations_goal_id_status_vqe_error", "goal_id", "status", "vqe_error"),
+        # only the few unfinished rows: cheap to maintain, finds stuck evaluations
+        Index("ix_evaluations_pending", "updated_at", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code_sha256: Mapped[str] = mapped_column(String(64))
     goal_id: Mapped[int] = mapped_column(ForeignKey("goals.id"))
     scorer_version: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default=STATUS_PENDING, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_PENDING)
     errors: Mapped[list] = mapped_column(default=list)
     stage: Mapped[str] = mapped_column(String(16), default="")
     # verification

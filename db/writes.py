@@ -8,12 +8,14 @@ result, before the task is acknowledged. Nothing here imports quantum-mind code:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -241,6 +243,16 @@ def begin_attempt(session: Session, key: EvaluationKey, *, max_attempts: int, re
     return Attempt(ev_id, attempts, STATUS_PENDING, proceed=True)
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     """Flatten an ``EvaluationResult.to_dict()`` into evaluation columns (unknown keys are ignored)."""
     status = payload.get("status")
@@ -271,14 +283,16 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     cols.update(reward_version=r.get("version"), seed_reward=r.get("seed_reward"),
                 shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"))
     sb = payload.get("sandbox") or {}
+    for name, value in cols.items():  # NaN / inf mean "not a number": stored as NULL (JSON has no NaN)
+        cols[name] = _finite(value)
     cols["sandbox_isolation"] = sb.get("isolation") or None
     cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
     cols["reused_from"] = payload.get("reused_from") or None
     return cols
 
 
-#: Above this many rows PostgreSQL ingests through COPY into a temporary table and one INSERT ... SELECT.
-COPY_THRESHOLD = 64
+#: From this many rows on, PostgreSQL ingests them as one JSON document expanded by the server.
+BULK_THRESHOLD = 64
 
 
 def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, dict[str, Any]]], *,
@@ -304,8 +318,8 @@ def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, di
     if worker_host is None:
         keep.add("worker_host")  # keep the host begin_attempt recorded
     updated = [c for c in rows[0] if c not in keep]
-    if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        _copy_upsert(session, rows, updated)
+    if session.get_bind().dialect.name == "postgresql" and len(rows) >= BULK_THRESHOLD:
+        _bulk_upsert(session, rows, updated)
         return len(rows)
     stmt = _cached(session, "record_evaluations", lambda ins: ins.on_conflict_do_update(
         index_elements=list(_KEY_COLUMNS), set_={c: ins.excluded[c] for c in updated},
@@ -314,26 +328,31 @@ def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, di
     return len(rows)
 
 
-def _copy_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str]) -> None:
-    """PostgreSQL bulk path with the same semantics: COPY into a temporary table, then one upsert."""
-    table = Evaluation.__table__
-    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+def _bulk_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str]) -> None:
+    """PostgreSQL bulk path with the same semantics: all rows as one JSON document, expanded by the server
+    (``json_populate_recordset``) into one upsert."""
     cols = list(rows[0])
     names = ", ".join(cols)
-    dbapi = session.connection().connection.dbapi_connection
-    with dbapi.cursor() as cur:
-        # columns only (no defaults, no constraints); the upsert below does the checking
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS qmind_ingest ON COMMIT DELETE ROWS AS "
-                    f"SELECT {names} FROM evaluations WITH NO DATA")
-        with cur.copy(f"COPY qmind_ingest ({names}) FROM STDIN") as copy:
-            dumps = json.dumps
-            for row in rows:
-                copy.write_row([dumps(row[c]) if c in json_cols and row[c] is not None else row[c] for c in cols])
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
-        cur.execute(f"INSERT INTO evaluations ({names}) SELECT {names} FROM qmind_ingest "
-                    f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {assignments} "
-                    f"WHERE evaluations.status = '{STATUS_PENDING}'")
-        cur.execute("TRUNCATE qmind_ingest")
+    stamps = [c for c in cols if isinstance(rows[0][c], datetime.datetime)]
+    for row in rows:  # the same few timestamps in every row: text once, not a callback per value
+        for c in stamps:
+            row[c] = row[c].isoformat()
+    try:
+        document = json.dumps(rows, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except ValueError as exc:
+        raise StoreError(f"an evaluation payload holds a non-finite number ({exc}); expected finite numbers or "
+                         f"null, as EvaluationResult.to_dict() produces") from None
+    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
+    session.connection().exec_driver_sql(
+        f"INSERT INTO evaluations ({names}) SELECT {names} FROM json_populate_recordset(NULL::evaluations, %s::json) "
+        f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {assignments} "
+        f"WHERE evaluations.status = '{STATUS_PENDING}'", (document,))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in an evaluation row")
 
 
 def record_evaluation(session: Session, key: EvaluationKey, payload: dict[str, Any], *,

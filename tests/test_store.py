@@ -331,8 +331,8 @@ def test_run_read_only_returns_columns_rows_and_truncation(store):
 
 
 def test_a_bulk_ingest_stores_the_same_rows_as_single_writes_and_keeps_earlier_verdicts(store):
-    """On PostgreSQL more than COPY_THRESHOLD rows go through COPY + one upsert; the result must not differ."""
-    n = writes.COPY_THRESHOLD + 36
+    """On PostgreSQL BULK_THRESHOLD rows or more go through one JSON document; the result must not differ."""
+    n = writes.BULK_THRESHOLD + 36
     codes = [f"# bulk {i}" for i in range(n)]
     with session_scope(store) as s:
         goal_id = add_goal(s)
@@ -355,4 +355,17 @@ def test_a_bulk_ingest_stores_the_same_rows_as_single_writes_and_keeps_earlier_v
         assert {c: getattr(bulk, c) for c in columns} == {c: getattr(single, c) for c in columns}
         assert bulk.bp_sizes == [4, 6, 8] and bulk.gate_counts == {"ry": 8, "cx": 3}
         ids = sorted(r.id for r in rows.values())
-        assert ids[-1] - ids[0] < 3 * n  # the staging table does not burn sequence values
+
+
+def test_non_finite_numbers_are_stored_as_null_on_both_paths(store):
+    bad = verdict(error=0.5)
+    bad["vqe"]["energy"] = float("nan")
+    bad["bp"]["variances"] = [0.1, float("inf")]
+    with session_scope(store) as s:
+        goal_id = add_goal(s)
+        writes.record_evaluation(s, key(goal_id, "# one"), bad)
+        writes.record_evaluations(s, [(key(goal_id, f"# many {i}"), bad) for i in range(writes.BULK_THRESHOLD)])
+    with session_scope(store) as s:
+        rows = s.execute(select(Evaluation)).scalars().all()
+        assert len(rows) == writes.BULK_THRESHOLD + 1
+        assert all(r.vqe_energy is None and r.bp_variances == [0.1, None] and r.vqe_error == 0.5 for r in rows)

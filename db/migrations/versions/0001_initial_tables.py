@@ -107,7 +107,9 @@ def upgrade() -> None:
     with op.batch_alter_table('evaluations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_evaluations_circuit_fingerprint'), ['circuit_fingerprint'], unique=False)
         batch_op.create_index('ix_evaluations_goal_id_status_vqe_error', ['goal_id', 'status', 'vqe_error'], unique=False)
-        batch_op.create_index(batch_op.f('ix_evaluations_status'), ['status'], unique=False)
+        batch_op.create_index('ix_evaluations_pending', ['updated_at'], unique=False,
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
 
     op.create_table('runs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -195,7 +197,7 @@ def downgrade() -> None:
 
     op.drop_table('runs')
     with op.batch_alter_table('evaluations', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_evaluations_status'))
+        batch_op.drop_index('ix_evaluations_pending')
         batch_op.drop_index('ix_evaluations_goal_id_status_vqe_error')
         batch_op.drop_index(batch_op.f('ix_evaluations_circuit_fingerprint'))
 
