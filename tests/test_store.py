@@ -354,7 +354,6 @@ def test_a_bulk_ingest_stores_the_same_rows_as_single_writes_and_keeps_earlier_v
         columns = [c.name for c in Evaluation.__table__.columns if c.name not in skip]
         assert {c: getattr(bulk, c) for c in columns} == {c: getattr(single, c) for c in columns}
         assert bulk.bp_sizes == [4, 6, 8] and bulk.gate_counts == {"ry": 8, "cx": 3}
-        ids = sorted(r.id for r in rows.values())
 
 
 def test_non_finite_numbers_are_stored_as_null_on_both_paths(store):
