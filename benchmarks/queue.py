@@ -36,13 +36,13 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
-from sqlalchemy import func, make_url, select, text  # noqa: E402
+import redis
+from sqlalchemy import func, make_url, select, text
 
-from db import writes  # noqa: E402
-from db.migrate import upgrade_database  # noqa: E402
-from db.models import Evaluation  # noqa: E402
-from db.session import make_engine, session_scope  # noqa: E402
+from db import writes
+from db.migrate import upgrade_database
+from db.models import Evaluation
+from db.session import make_engine, session_scope
 
 TARGET_MS = 5.0
 

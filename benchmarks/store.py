@@ -29,12 +29,12 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import make_url, text  # noqa: E402
+from sqlalchemy import make_url, text
 
-from db import writes  # noqa: E402
-from db.migrate import upgrade_database  # noqa: E402
-from db.queries import best_evaluations  # noqa: E402
-from db.session import make_engine, session_scope  # noqa: E402
+from db import writes
+from db.migrate import upgrade_database
+from db.queries import best_evaluations
+from db.session import make_engine, session_scope
 
 GOALS = ["tfim-4", "tfim-6", "tfim-8", "heisenberg-4", "heisenberg-6", "xxz-6", "xy-6", "tfim-open-6", "h2", "lih"]
 BATCH = 1000
@@ -43,7 +43,7 @@ TARGET_BEST_K_MS = 20.0
 
 
 def sql_examples() -> dict[str, str]:
-    blocks = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "store.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "store.md").read_text(), flags=re.DOTALL)
     return {re.match(r"--\s*([a-z0-9-]+):", b)[1]: b.strip() for b in blocks}
 
 

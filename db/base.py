@@ -4,6 +4,7 @@ SQLite and PostgreSQL and Alembic can compare and drop them by name."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -24,7 +25,7 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict] = {
         dict: JSON,
         list: JSON,
         dt.datetime: DateTime(timezone=True),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import StoreConfig
@@ -16,11 +17,14 @@ from .errors import StoreError
 
 def normalise_url(url: str | URL) -> URL:
     """Parse a database URL; ``postgresql://`` and ``postgres://`` mean psycopg 3. Unknown schemes are refused."""
-    try:
-        parsed = make_url(str(url) if isinstance(url, URL) else url)
-    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
-        raise StoreError(f"cannot read database URL {url!r}: {exc}; expected sqlite:///path.db or "
-                         f"postgresql+psycopg://user:password@host:5432/dbname") from None
+    if isinstance(url, URL):
+        parsed = url  # (str() of a URL hides its password: never round-trip through it)
+    else:
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError, TypeError):  # the text may hold a password: do not echo it
+            raise StoreError("cannot read the database URL (QMIND_DATABASE_URL or --url); expected "
+                             "sqlite:///path.db or postgresql+psycopg://user:password@host:5432/dbname") from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+psycopg")
@@ -33,8 +37,8 @@ def normalise_url(url: str | URL) -> URL:
 def redact(url: str | URL) -> str:
     """The URL with its password hidden, fit for messages and logs."""
     try:
-        return make_url(str(url)).render_as_string(hide_password=True)
-    except Exception:
+        return (url if isinstance(url, URL) else make_url(url)).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
         return "<unreadable database URL>"
 
 

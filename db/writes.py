@@ -71,7 +71,7 @@ def _insert(session: Session, model: type):
 _STATEMENTS: dict[tuple, Any] = {}
 
 
-def _cached(session: Session, name: str, build, *extra: Any):  # noqa: ANN001
+def _cached(session: Session, name: str, build, *extra: Any):
     key = (name, _dialect(session), *extra)
     stmt = _STATEMENTS.get(key)
     if stmt is None:

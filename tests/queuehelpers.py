@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -99,7 +99,7 @@ class Worker:
         self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=self._fh,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout: float = 90.0) -> "Worker":
+    def wait_ready(self, timeout: float = 90.0) -> Worker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "ready." in self.log.read_text():
@@ -140,7 +140,7 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._fh.close()
 
-    def __enter__(self) -> "Worker":
+    def __enter__(self) -> Worker:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -195,7 +195,7 @@ class Flower:
         assert status == 200, f"GET {path}: {status} {body[:300]!r}"
         return json.loads(body)
 
-    def wait_ready(self, timeout: float = 60.0) -> "Flower":
+    def wait_ready(self, timeout: float = 60.0) -> Flower:
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"flower exited with {self.proc.returncode}:\n{self.log.read_text()}")
@@ -239,10 +239,10 @@ def screenshot(url: str, path: pathlib.Path, *, user: str, password: str, size: 
     target = url.rstrip("/")
 
     class Proxy(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             req = urllib.request.Request(target + self.path, headers={"Authorization": f"Basic {token}"})
             try:
-                with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (local Flower)
+                with urllib.request.urlopen(req, timeout=10) as resp:
                     body, status, ctype = resp.read(), resp.status, resp.headers.get("Content-Type", "")
             except urllib.error.HTTPError as exc:
                 body, status, ctype = exc.read(), exc.code, exc.headers.get("Content-Type", "")

@@ -138,7 +138,7 @@ def sql_examples(path=None) -> dict[str, str]:
     import re
 
     path = path or pathlib.Path(__file__).resolve().parents[1] / "docs" / "store.md"
-    blocks = re.findall(r"```sql\n(.*?)```", pathlib.Path(path).read_text(), flags=re.S)
+    blocks = re.findall(r"```sql\n(.*?)```", pathlib.Path(path).read_text(), flags=re.DOTALL)
     out = {}
     for block in blocks:
         first = block.splitlines()[0]

@@ -74,7 +74,7 @@ def test_sql_shows_a_table_from_the_real_command(filled):
     url = filled.url.render_as_string(hide_password=False)
     result = subprocess.run([sys.executable, "-m", "scheduler.cli", "sql",
                              "SELECT model_version, temperature, pass_rate FROM pass_rates"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120,
+                            check=False, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "QMIND_DATABASE_URL": url, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "pass_rate" in result.stdout and "row(s)" in result.stdout
@@ -91,7 +91,7 @@ def test_sql_refuses_a_write_with_a_clear_message_and_changes_nothing(filled):
 
 def test_sql_on_a_missing_sqlite_file_says_how_to_create_it(tmp_path):
     result = subprocess.run([sys.executable, "-m", "scheduler.cli", "sql", "SELECT 1", "--url",
-                             f"sqlite:///{tmp_path / 'none.db'}"], cwd=ROOT, capture_output=True, text=True,
+                             f"sqlite:///{tmp_path / 'none.db'}"], cwd=ROOT, check=False, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and "qmind db upgrade" in result.stderr
     assert not (tmp_path / "none.db").exists()

@@ -216,7 +216,8 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_no_evaluation(cluster):
     wait_drained(cluster, timeout=VISIBILITY_S + 30)
     assert result["evaluations"] == n and result["lost"] == 0 and result["duplicated"] == 0, result
     assert result["statuses"] == {"valid": n}
-    assert all(w.proc.poll() is None for w in workers), "workers reconnect instead of dying"
+    dead = [w for w in workers if w.proc.poll() is not None]
+    assert not dead, "workers reconnect instead of dying:\n" + "\n".join(w.output()[-3000:] for w in dead)
     print(f"\nRedis restarted with {before['queued']} tasks queued and {before['unacked']} unacknowledged; "
           f"{n} candidates -> {result['evaluations']} evaluations, {result['executions'] - n} re-executions")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from storehelpers import add_batch, add_goal, new_run, sql_examples, verdict
 
 from db import writes
 from db.queries import run_read_only
 from db.session import make_engine, session_scope
-from storehelpers import add_batch, add_goal, new_run, sql_examples, verdict
 
 EXAMPLES = sql_examples()
 CODES = [f"def create_ansatz(n):\n    return {i}\n" for i in range(6)]

@@ -61,7 +61,7 @@ def test_flower_lists_the_running_workers_and_a_runs_tasks_behind_basic_auth(tmp
                 return done if len(done) == 3 else None
 
             done = wait_until(run_tasks, timeout=60, interval=1.0, what="flower to show the run's three tasks")
-            assert sorted(eval(t["args"])[0] for t in done) == sorted(rec.candidate_ids)  # noqa: S307 (repr of ints)
+            assert sorted(eval(t["args"])[0] for t in done) == sorted(rec.candidate_ids)
             assert {t["worker"] for t in done} <= {w.name for w in workers}
             shot = tmp_path / "flower.png"
             screenshot(flower.url, shot, user=flower.user, password=flower.password, size="1400,640")

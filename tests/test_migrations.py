@@ -94,7 +94,7 @@ def test_ensure_schema_refuses_a_schema_that_is_behind_or_ahead(empty_url):
 
 
 def qmind(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT, check=False, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
@@ -125,7 +125,7 @@ def test_an_unsupported_database_url_is_refused_with_what_is_expected():
 def test_the_built_wheel_ships_the_migrations_and_upgrades_from_another_directory(tmp_path):
     wheel_dir = tmp_path / "wheel"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheel_dir), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(wheel_dir), str(ROOT)], check=False, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     wheel = next(wheel_dir.glob("quantum_mind-*.whl"))
     site = tmp_path / "site"
@@ -138,7 +138,7 @@ def test_the_built_wheel_ships_the_migrations_and_upgrades_from_another_director
     db_file = tmp_path / "elsewhere" / "q.db"
     db_file.parent.mkdir()
     result = subprocess.run([sys.executable, "-c", "from scheduler.cli import main; main()", "db", "upgrade",
-                             "--json"], cwd=db_file.parent, capture_output=True, text=True, timeout=120,
+                             "--json"], cwd=db_file.parent, check=False, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(site), "QMIND_DATABASE_URL": f"sqlite:///{db_file}"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["to"] == head_revision()

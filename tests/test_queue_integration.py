@@ -247,6 +247,6 @@ def test_a_poison_candidate_is_failed_after_max_attempts_and_the_queue_keeps_mov
     statuses = wait_for_evaluations(tickets, timeout_s=300)
     assert statuses[ids[0]] == "failed"
     assert [statuses[i] for i in ids[1:]] == ["valid"] * 3
-    status, attempts, errors = evaluation_of(bench.engine, poison)
+    _, attempts, errors = evaluation_of(bench.engine, poison)
     assert kills == 3 and attempts == 4 and "gave up after 3 attempts" in errors[0]
     assert count_evaluations(bench.engine) == 4

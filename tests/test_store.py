@@ -354,7 +354,6 @@ def test_a_bulk_ingest_stores_the_same_rows_as_single_writes_and_keeps_earlier_v
         columns = [c.name for c in Evaluation.__table__.columns if c.name not in skip]
         assert {c: getattr(bulk, c) for c in columns} == {c: getattr(single, c) for c in columns}
         assert bulk.bp_sizes == [4, 6, 8] and bulk.gate_counts == {"ry": 8, "cx": 3}
-        ids = sorted(r.id for r in rows.values())
 
 
 def test_non_finite_numbers_are_stored_as_null_on_both_paths(store):
@@ -369,3 +368,16 @@ def test_non_finite_numbers_are_stored_as_null_on_both_paths(store):
         rows = s.execute(select(Evaluation)).scalars().all()
         assert len(rows) == writes.BULK_THRESHOLD + 1
         assert all(r.vqe_energy is None and r.bp_variances == [0.1, None] and r.vqe_error == 0.5 for r in rows)
+
+
+def test_a_url_object_keeps_its_password_and_messages_hide_it():
+    from sqlalchemy import make_url
+
+    from db.session import normalise_url, redact
+
+    url = normalise_url(make_url("postgresql://qmind:s3cret@db:5432/q"))
+    assert url.password == "s3cret" and url.drivername == "postgresql+psycopg"
+    assert "s3cret" not in redact(url) and "s3cret" not in redact("postgresql://qmind:s3cret@db/q")
+    with pytest.raises(StoreError) as err:
+        normalise_url("not a url with s3cret")
+    assert "s3cret" not in str(err.value) and "sqlite:///path.db" in str(err.value)

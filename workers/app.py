@@ -78,6 +78,7 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         worker_hijack_root_logger=False,
         qmind_config=config,
     )
+    _forget_broker_state(celery_app)
     # Tasks already bound keep their old annotations: update them in place.
     for name, opts in limits.items():
         task = celery_app.tasks.get(name) if celery_app.finalized else None
@@ -85,6 +86,19 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
             for attr, value in opts.items():
                 setattr(task, attr, value)
     return celery_app
+
+
+def _forget_broker_state(celery_app: Celery) -> None:
+    """Drop connections, queues and routes cached from an earlier configuration (a process that reconfigures
+    the app, e.g. a test pointing it at another broker or prefix)."""
+    if getattr(celery_app, "_pool", None) is not None:
+        celery_app.close()
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+        amqp._rtable = None
+        for name in ("queues", "default_queue", "router", "default_exchange"):
+            amqp.__dict__.pop(name, None)
 
 
 def current_config(celery_app: Celery = app) -> QueueConfig:

@@ -74,7 +74,7 @@ def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float) -> di
     return payload
 
 
-def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[str, Any]:  # noqa: ANN001
+def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[str, Any]:
     """The body of ``evaluate_candidate``: count the attempt (committed), evaluate, store the verdict (committed).
 
     ``evaluate(code, goal_spec, seed=..., soft_limit=...) -> payload dict`` defaults to the evaluation cascade;

@@ -50,8 +50,11 @@ def worker(
             err_console.print(require_isolation(config), highlight=False, markup=False)
         except QueueConfigError as exc:  # InsecureSandboxError, or a bad QMIND_SANDBOX_* value
             usage_error(str(exc))
+    from sqlalchemy.exc import SQLAlchemyError
+
     from db.errors import StoreError
     from db.migrate import ensure_schema
+    from db.session import redact
     from workers.app import app as celery_app
     from workers.app import configure
     from workers.store import get_engine
@@ -63,8 +66,9 @@ def worker(
         check_broker(celery_app)
     except (StoreError, QueueUnavailableError) as exc:
         usage_error(str(exc))
-    except Exception as exc:  # the database is unreachable
-        usage_error(f"cannot open the store at {config.database_url.split('@')[-1]}: {exc}")
+    except SQLAlchemyError as exc:  # the database is unreachable
+        detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        usage_error(f"cannot open the store at {redact(config.database_url)}: {detail}")
     host = socket.gethostname()
     if queues == "gpu":
         if gpu is not None:
