@@ -87,22 +87,12 @@ def cluster(database, own_redis, tmp_path):
     env = queue_env(database, new_prefix(), QMIND_BROKER_URL=own_redis.url, **LIMITS)
     c = Cluster(own_redis, engine, env, tmp_path)
     try:
-        with configured_app(env) as app:
-            _forget_broker_clients(app)
+        with configured_app(env):
             yield c
-            _forget_broker_clients(app)
     finally:
         for w in c.workers:
             w.stop()
         engine.dispose()
-
-
-def _forget_broker_clients(app) -> None:
-    """``workers.app.configure`` changes the settings, but Celery caches the queue map, the router and the
-    producer pool on first use: a test process that points the app at another Redis and prefix must drop them
-    (a worker or the discovery loop configures once and is not affected)."""
-    app._pool = None
-    app.__dict__.pop("amqp", None)
 
 
 def seed_candidates(engine, n: int, *, per_batch: int = 100) -> list[int]:
