@@ -4,8 +4,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
 
-from workers.evaluation.fingerprint import (circuit_fingerprint, numerical_fingerprint,
-                                            structural_fingerprint)
+from workers.evaluation.fingerprint import circuit_fingerprint, numerical_fingerprint, structural_fingerprint
 
 
 def ladder(names: str, n: int = 4, swap_independent: bool = False) -> QuantumCircuit:

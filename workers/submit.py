@@ -1,0 +1,186 @@
+"""Submit work and wait for it through the store (the source of truth), with bounded time.
+
+The discovery loop calls these; they work the same eagerly (no broker: the work is done by the time
+``submit_*`` returns) and distributed. Submitting writes nothing to the store: a broker that is down fails the
+submission with a clear error before anything is half-written, and submitting the same work twice is harmless
+(evaluations are keyed on code hash + goal + scorer version).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.exceptions
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy import Engine
+
+from db import writes
+from db.models import FINAL_STATUSES, GenerationBatch
+from db.queries import candidates_work, evaluation_states
+from db.session import session_scope
+from workers.evaluation.results import SCORER_VERSION
+
+from . import tasks  # noqa: F401  (registers the tasks on the app)
+from .app import app, current_config
+from .store import get_engine
+
+_BROKER_ERRORS = (KombuOperationalError, ConnectionError, TimeoutError, OSError,
+                  redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class QueueUnavailableError(RuntimeError):
+    """The broker could not be reached; the message names it and says what was (not) submitted."""
+
+
+class WaitTimeoutError(TimeoutError):
+    """Work did not finish within the time given; ``partial`` holds what did."""
+
+    def __init__(self, message: str, partial: dict) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+def check_broker(celery_app: Celery = app) -> None:
+    """Connect to the broker once (bounded by the configured timeout and retries) or raise QueueUnavailableError."""
+    config = current_config(celery_app)
+    if config.eager:
+        return
+    start = time.monotonic()
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=config.publish_retries, interval_start=0.2, interval_step=0.5,
+                                   interval_max=1.0, timeout=config.broker_connect_timeout_s)
+    except _BROKER_ERRORS as exc:
+        raise QueueUnavailableError(
+            f"cannot reach the broker at {config.redacted_broker()} after {time.monotonic() - start:.1f} s "
+            f"({type(exc).__name__}: {exc}). Is Redis running, and is QMIND_BROKER_URL right? "
+            f"Nothing was submitted.") from exc
+
+
+def _publish(celery_app: Celery, task_name: str, sent: int, total: int, **options: Any) -> None:
+    config = current_config(celery_app)
+    try:
+        celery_app.tasks[task_name].apply_async(**options)
+    except _BROKER_ERRORS as exc:
+        raise QueueUnavailableError(
+            f"the broker at {config.redacted_broker()} failed after {sent} of {total} tasks were submitted "
+            f"({type(exc).__name__}: {exc}); those run as usual. Submit the same work again once the broker is "
+            f"back: submissions are idempotent.") from exc
+
+
+# ---- evaluations --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class EvaluationTicket:
+    """A submitted candidate: its evaluation key, or None when it has no code to evaluate."""
+
+    candidate_id: int
+    key: writes.EvaluationKey | None
+
+
+def submit_evaluations(candidate_ids: Sequence[int], *, seed: int = 0, celery_app: Celery = app,
+                       engine: Engine | None = None) -> list[EvaluationTicket]:
+    """Queue one evaluation per distinct (code, goal) among ``candidate_ids`` on the ``cpu`` queue."""
+    from .app import EVALUATE_TASK
+
+    config = current_config(celery_app)
+    engine = engine or get_engine(config)
+    with session_scope(engine) as session:
+        works = candidates_work(session, list(candidate_ids))
+    tickets, first_of_key = [], {}
+    for w in works:
+        key = None if w.code is None else writes.EvaluationKey(w.code_sha256, w.goal_id, SCORER_VERSION)
+        tickets.append(EvaluationTicket(w.candidate_id, key))
+        if key is not None:
+            first_of_key.setdefault(key, w.candidate_id)
+    if first_of_key:
+        check_broker(celery_app)
+    for n, candidate_id in enumerate(first_of_key.values()):
+        _publish(celery_app, EVALUATE_TASK, n, len(first_of_key), args=(candidate_id,), kwargs={"seed": seed},
+                 queue=config.cpu_queue)
+    return tickets
+
+
+def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: float, poll_s: float = 0.25,
+                         celery_app: Celery = app, engine: Engine | None = None) -> dict[int, str]:
+    """Poll the store until every ticket's evaluation is final; returns candidate id -> status
+    (``no-code`` for candidates without code). Raises WaitTimeoutError after ``timeout_s``."""
+    engine = engine or get_engine(current_config(celery_app))
+    deadline = time.monotonic() + timeout_s
+    keys = {(t.key.code_sha256, t.key.goal_id, t.key.scorer_version) for t in tickets if t.key is not None}
+    while True:
+        with session_scope(engine) as session:
+            states = evaluation_states(session, list(keys))
+        done = {k: s for k, s in states.items() if s in FINAL_STATUSES}
+        if len(done) == len(keys) or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_s)
+    out = {}
+    for t in tickets:
+        if t.key is None:
+            out[t.candidate_id] = "no-code"
+        else:
+            k = (t.key.code_sha256, t.key.goal_id, t.key.scorer_version)
+            out[t.candidate_id] = done.get(k) or states.get(k) or "queued"
+    if len(done) < len(keys):
+        unfinished = {s: sum(1 for v in out.values() if v == s) for s in set(out.values()) if s in ("queued", "pending")}
+        raise WaitTimeoutError(f"{len(keys) - len(done)} of {len(keys)} evaluations unfinished after {timeout_s:g} s "
+                               f"({unfinished}); are CPU workers running on queue "
+                               f"'{current_config(celery_app).cpu_queue}'?", out)
+    return out
+
+
+def evaluate_candidates(candidate_ids: Sequence[int], *, timeout_s: float, seed: int = 0,
+                        celery_app: Celery = app, engine: Engine | None = None) -> dict[int, str]:
+    """Submit and wait: candidate id -> final status."""
+    tickets = submit_evaluations(candidate_ids, seed=seed, celery_app=celery_app, engine=engine)
+    return wait_for_evaluations(tickets, timeout_s=timeout_s, celery_app=celery_app, engine=engine)
+
+
+# ---- generation ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BatchOutcome:
+    prompt_index: int
+    batch_id: int
+    candidate_ids: tuple[int, ...]
+    status: str
+    error: str | None
+
+
+def submit_generation(*, run_id: int, goal_id: int, iteration: int, prompts: Sequence[dict],
+                      generator: dict[str, Any], celery_app: Celery = app) -> None:
+    """Queue one generation task for all ``prompts`` of one goal and iteration on the ``gpu`` queue."""
+    from .app import GENERATE_TASK
+
+    config = current_config(celery_app)
+    check_broker(celery_app)
+    _publish(celery_app, GENERATE_TASK, 0, 1, args=(run_id, goal_id, iteration, list(prompts), dict(generator)),
+             queue=config.gpu_queue)
+
+
+def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indices: Sequence[int],
+                     timeout_s: float, poll_s: float = 0.25, celery_app: Celery = app,
+                     engine: Engine | None = None) -> list[BatchOutcome]:
+    """Poll the store until every prompt's batch is stored (done or failed); raises WaitTimeoutError."""
+    engine = engine or get_engine(current_config(celery_app))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found: dict[int, BatchOutcome] = {}
+        with session_scope(engine) as session:
+            for i in prompt_indices:
+                rec = writes.find_batch(session, run_id=run_id, goal_id=goal_id, iteration=iteration,
+                                        prompt_index=i)
+                if rec is not None:
+                    row = session.get(GenerationBatch, rec.batch_id)
+                    found[i] = BatchOutcome(i, rec.batch_id, rec.candidate_ids, row.status, row.error)
+        if len(found) == len(prompt_indices):
+            return [found[i] for i in prompt_indices]
+        if time.monotonic() >= deadline:
+            raise WaitTimeoutError(
+                f"{len(prompt_indices) - len(found)} of {len(prompt_indices)} generation batches unfinished after "
+                f"{timeout_s:g} s; are GPU workers running on queue '{current_config(celery_app).gpu_queue}'?",
+                found)
+        time.sleep(poll_s)

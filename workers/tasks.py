@@ -1,0 +1,202 @@
+"""Thin Celery tasks: unpack ids, call the pure code (evaluation cascade, generators), write through ``db/``.
+
+Every task result is written in one transaction that commits before the task returns (and so before the
+message is acknowledged: ``task_acks_late``). Transient broker/database errors are retried with exponential
+backoff; a candidate's own failure is a verdict, never a retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from typing import Any
+
+import redis.exceptions
+from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from db import writes
+from db.queries import candidate_work
+from db.session import session_scope
+from workers.evaluation.results import SCORER_VERSION
+
+from .app import EVALUATE_TASK, GENERATE_TASK, app, current_config
+from .model_version import model_version_fields
+from .store import get_engine
+
+log = logging.getLogger(__name__)
+
+#: Errors worth retrying: the broker or the database blinked. Never raised for a candidate's own failure.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, ConnectionError, TimeoutError, KombuOperationalError,
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def _retry(task, exc: BaseException):
+    config = current_config(task.app)
+    delay = config.retry_delay(task.request.retries)
+    log.warning("transient error in %s (retry %d/%d in %.1f s): %s", task.name, task.request.retries + 1,
+                config.retry_max, delay, exc)
+    return task.retry(exc=exc, countdown=delay, max_retries=config.retry_max)
+
+
+def worker_name(task) -> str:
+    return task.request.hostname or socket.gethostname()
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------------------
+def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float) -> dict[str, Any]:
+    """Run the evaluation cascade; any failure of the cascade itself becomes a ``failed`` verdict."""
+    try:
+        from workers.evaluation.cascade import EvaluationConfig, evaluate_code
+        from workers.evaluation.goals import Goal
+
+        goal = Goal.from_spec(goal_spec)
+        result = evaluate_code(code, goal, seed=seed, config=EvaluationConfig.from_env())
+    except SoftTimeLimitExceeded:
+        return {"status": "timeout", "stage": "queue", "seed": seed,
+                "errors": [f"the evaluation took longer than the soft time limit of {soft_limit:g} s"]}
+    except Exception as exc:  # the cascade judges candidates; an exception here is not the candidate's verdict
+        log.exception("evaluation core failed")
+        return {"status": "failed", "stage": "queue", "seed": seed,
+                "errors": [f"the evaluation core raised {type(exc).__name__}: {exc}; the candidate was not judged"]}
+    payload = result.to_dict()
+    if result.vqe is not None and payload.get("vqe") is not None:
+        payload["vqe"]["best_parameters"] = [float(x) for x in result.vqe.best_parameters]
+    return payload
+
+
+def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[str, Any]:
+    """The body of ``evaluate_candidate``: count the attempt (committed), evaluate, store the verdict (committed).
+
+    ``evaluate(code, goal_spec, seed=..., soft_limit=...) -> payload dict`` defaults to the evaluation cascade;
+    ``benchmarks/queue_tasks.py`` passes a trivial one to measure the queue and store alone.
+    """
+    evaluate = evaluate or _evaluate
+    config = current_config(task.app)
+    engine = get_engine(config)
+    try:
+        with session_scope(engine) as session:
+            work = candidate_work(session, candidate_id)
+            if work.code is None:
+                return {"candidate_id": candidate_id, "evaluation_id": None, "status": "no-code", "attempts": 0}
+            key = writes.EvaluationKey(work.code_sha256, work.goal_id, SCORER_VERSION)
+            attempt = writes.begin_attempt(session, key, max_attempts=config.max_attempts,
+                                           retries=task.request.retries, worker_host=worker_name(task), seed=seed)
+        if not attempt.proceed:
+            return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": attempt.status,
+                    "attempts": attempt.attempts}
+        payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
+        with session_scope(engine) as session:
+            writes.record_evaluations(session, [(key, payload)])
+    except Exception as exc:
+        if _is_transient(exc):
+            raise _retry(task, exc) from exc
+        raise
+    return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": payload["status"],
+            "attempts": attempt.attempts}
+
+
+@app.task(name=EVALUATE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, acks_on_timeout=False)
+def evaluate_candidate(self, candidate_id: int, seed: int = 0) -> dict[str, Any]:
+    """Evaluate one stored candidate on the goal of its batch; returns a small summary dict.
+
+    The attempt is counted and committed before the work starts; an evaluation that is already final is not
+    repeated (a redelivered or duplicated message costs one read). A hard time limit rejects the message back
+    to the queue (it counts as an attempt that died), so a candidate that hangs is failed after N attempts.
+    """
+    return run_evaluation(self, candidate_id, seed)
+
+
+# ---- generation ---------------------------------------------------------------------------------------------------
+_generators: dict[str, Any] = {}
+
+
+def _generator(settings: dict[str, Any]):
+    """The generator for these settings, built once per worker process (the model loads on first use)."""
+    key = json.dumps(settings, sort_keys=True, default=str)
+    if key not in _generators:
+        from workers.generation import build_generator
+        from workers.generation.config import GeneratorConfig
+
+        _generators[key] = build_generator(GeneratorConfig(**settings))
+    return _generators[key]
+
+
+def _generate(settings: dict[str, Any], goal_spec: dict, prompts: list[dict]) -> tuple[list[dict], str | None]:
+    """Batches (as dicts) for ``prompts``, or an error message when the generator failed."""
+    try:
+        from workers.evaluation.goals import Goal
+        from workers.generation.base import PromptRequest
+
+        goal = Goal.from_spec(goal_spec)
+        requests = [PromptRequest(goal=goal, memory_context=p.get("memory_context", ""), seed=int(p.get("seed", 0)),
+                                  parents=tuple(p.get("parents", ()))) for p in prompts]
+        batches = _generator(settings).generate(requests)
+    except SoftTimeLimitExceeded:
+        return [], "generation took longer than the soft time limit"
+    except Exception as exc:
+        if _is_transient(exc):
+            raise
+        log.exception("generator failed")
+        return [], f"the generator raised {type(exc).__name__}: {exc}"
+    if len(batches) != len(prompts):
+        return [], f"the generator returned {len(batches)} batches for {len(prompts)} prompts"
+    return [b.to_dict() for b in batches], None
+
+
+@app.task(name=GENERATE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: list[dict],
+                   generator: dict[str, Any]) -> dict[str, Any]:
+    """Generate candidates for ``prompts`` (each ``{"prompt_index", "memory_context", "seed", "parents"}``) with
+    the generator built from ``generator`` (``GeneratorConfig`` fields) and store batches and candidates.
+
+    Prompts whose batch already exists (a redelivered message) are not generated again. Returns
+    ``{"batches": [{"prompt_index", "batch_id", "candidate_ids", "status"}]}``.
+    """
+    from db.models import GenerationBatch
+    from db.models import Goal as GoalRow
+
+    config = current_config(self.app)
+    engine = get_engine(config)
+    indices = [int(p["prompt_index"]) for p in prompts]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"prompt_index values must be distinct, got {indices}")
+    try:
+        with session_scope(engine) as session:
+            goal_row = session.get(GoalRow, goal_id)
+            if goal_row is None:
+                raise ValueError(f"no goal with id {goal_id} in the store")
+            spec = goal_row.spec
+            done = {i for i in indices if writes.find_batch(session, run_id=run_id, goal_id=goal_id,
+                                                            iteration=iteration, prompt_index=i)}
+        todo = [p for p in prompts if int(p["prompt_index"]) not in done]
+        if todo:
+            batches, error = _generate(generator, spec, todo)
+            with session_scope(engine) as session:
+                for i, p in enumerate(todo):
+                    batch = batches[i] if batches else {"generator": generator.get("generator", "unknown")}
+                    mv_id = None if error else writes.upsert_model_version(session, **model_version_fields(batch))
+                    writes.record_batch(session, run_id=run_id, goal_id=goal_id, iteration=iteration,
+                                        prompt_index=int(p["prompt_index"]), batch=batch, model_version_id=mv_id,
+                                        seed=int(p.get("seed", 0)), worker_host=worker_name(self), error=error)
+        with session_scope(engine) as session:
+            out = []
+            for i in indices:
+                rec = writes.find_batch(session, run_id=run_id, goal_id=goal_id, iteration=iteration, prompt_index=i)
+                status = session.get(GenerationBatch, rec.batch_id).status
+                out.append({"prompt_index": i, "batch_id": rec.batch_id, "candidate_ids": list(rec.candidate_ids),
+                            "status": status})
+    except Exception as exc:
+        if _is_transient(exc):
+            raise _retry(self, exc) from exc
+        raise
+    return {"batches": out}
