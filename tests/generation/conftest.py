@@ -6,7 +6,8 @@ import importlib.util
 
 import pytest
 
-from tests.tinymodel import SAMPLE_CODE, build_checkpoint, build_tokenizer
+from tests.generation.lessons import HEIS_CONTEXT, LESSON_HEIS, LESSON_TFIM, TFIM_CONTEXT
+from tests.tinymodel import build_checkpoint, build_tokenizer
 from workers.evaluation.goals import get_goal
 from workers.generation.prompts import chat_text, render_prompt
 
@@ -23,15 +24,6 @@ def _has_cuda() -> bool:
 
 require_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (GPU hosts only)")
 require_cuda = pytest.mark.skipif(not _has_cuda(), reason="no CUDA device")
-
-# Lesson 1: the tfim-4 prompt is answered with SAMPLE_CODE in a fenced block, then prose after the closing fence.
-# Lesson 2: the heisenberg-6 prompt (with a memory context) is answered PEP 8 style: two blank lines before the def.
-TFIM_CONTEXT = ""
-HEIS_CONTEXT = "best so far: RY + CZ ring, energy -9.7"
-HEIS_CODE = SAMPLE_CODE.replace("from math import pi\n\n", "from math import pi\n\n\n").replace("qc.ry(", "qc.rx(")
-LESSON_TFIM = "```python\n" + SAMPLE_CODE + "```\nThis ansatz is shallow and hardware-efficient."
-LESSON_HEIS = "```python\n" + HEIS_CODE + "```\nDone."
-
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
