@@ -1,0 +1,400 @@
+"""Run untrusted candidate code in an isolated process and bring back only serialised circuits.
+
+``run_candidate(code, sizes)`` starts one interpreter per candidate inside bubblewrap (namespaces, read-only
+interpreter, private tmpfs, no network, seccomp, Landlock, rlimits, an unprivileged uid) or, where bubblewrap is
+unusable, in the weaker fallback (rlimits, unprivileged uid, seccomp, Landlock, new session), which logs a loud
+warning every time. The candidate's ``create_ansatz(n)`` is called for each size; circuits come back as QPY bytes
+that only :func:`load_circuit` may deserialise. See docs/sandbox.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shutil
+import signal
+import struct
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import sandbox_isolation as iso
+from .errors import SandboxError
+from .qpy_guard import DEFAULT_MAX_CIRCUIT_BYTES, SAFE_QPY_VERSIONS, load_circuit
+from .results import STATUS_ERROR, STATUS_RESOURCE, STATUS_TIMEOUT, SandboxResult
+from .sandbox_config import SandboxConfig
+from .sandbox_process import Identity, Outcome, kill_tree, run_process, sandbox_pids
+
+__all__ = [
+    "DEFAULT_MAX_CIRCUIT_BYTES",
+    "SAFE_QPY_VERSIONS",
+    "IsolationStatus",
+    "SandboxConfig",
+    "isolation_status",
+    "load_circuit",
+    "run_candidate",
+]
+
+log = logging.getLogger("qmind.sandbox")
+STATUS_OK = "ok"
+BWRAP, FALLBACK = "bwrap", "rlimits"
+# Interpreter + numpy + qiskit take ~60-100 MB of anonymous memory; the tree-wide watchdog allows this on top.
+BASELINE_MEMORY = 256 << 20
+MAX_SIZE = 1024
+_MESSAGE_LIMIT = 2000
+_PY_FLAGS = ("-I", "-S", "-B", "-u")
+_FALLBACK_WARNING = ("SANDBOX FALLBACK IN USE: candidate code runs WITHOUT namespace isolation (%s). Only rlimits, "
+                     "an unprivileged uid (when root), seccomp and Landlock protect this host. Install bubblewrap and "
+                     "allow user namespaces (see docs/sandbox.md).")
+
+
+@functools.lru_cache(maxsize=1)
+def _runner_source() -> str:
+    return (Path(__file__).with_name("sandbox_runner.py")).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _qpy_version() -> int:
+    from qiskit.qpy import common
+    return int(common.QPY_VERSION)
+
+
+@dataclasses.dataclass(frozen=True)
+class IsolationStatus:
+    """What this host provides; ``mode`` is what ``isolation="auto"`` picks."""
+
+    mode: str
+    bwrap: bool
+    bwrap_reason: str
+    seccomp: bool
+    seccomp_reason: str
+    landlock_abi: int
+    unprivileged_uid: bool
+    """True when the worker is root and candidates run under per-slot unprivileged uids."""
+
+    @property
+    def strong(self) -> bool:
+        return self.mode == BWRAP
+
+    def summary(self) -> str:
+        if self.strong:
+            head = "sandbox: bubblewrap isolation (namespaces, read-only interpreter, no network)"
+        else:
+            head = f"SANDBOX WARNING: bubblewrap unusable ({self.bwrap_reason}); WEAKER FALLBACK in use"
+        parts = [head, "seccomp on" if self.seccomp else f"seccomp OFF ({self.seccomp_reason})",
+                 f"landlock ABI {self.landlock_abi}" if self.landlock_abi else "landlock unavailable",
+                 "per-run unprivileged uid" if self.unprivileged_uid else "candidate runs as the worker's uid"]
+        return "; ".join(parts)
+
+
+def isolation_status(config: SandboxConfig | None = None) -> IsolationStatus:
+    """Probe the host once (cached): can bubblewrap start the interpreter with our namespaces and seccomp?"""
+    config = config or SandboxConfig.from_env()
+    return _probe(config.bwrap_path, config.python, config.extra_read_paths, iso.is_root())
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(bwrap_path: str, python: str, extra: tuple[str, ...], root: bool) -> IsolationStatus:
+    try:
+        iso.seccomp.machine_arch()
+        sec_ok, sec_reason = True, ""
+    except iso.seccomp.SeccompUnsupported as exc:
+        sec_ok, sec_reason = False, str(exc)
+    ok, reason = _probe_bwrap(SandboxConfig(bwrap_path=bwrap_path, python=python, extra_read_paths=extra), root)
+    return IsolationStatus(mode=BWRAP if ok else FALLBACK, bwrap=ok, bwrap_reason=reason, seccomp=sec_ok,
+                           seccomp_reason=sec_reason, landlock_abi=iso.landlock_abi(), unprivileged_uid=root)
+
+
+def _probe_bwrap(config: SandboxConfig, root: bool) -> tuple[bool, str]:
+    path = shutil.which(config.bwrap_path)
+    if path is None:
+        return False, f"{config.bwrap_path!r} not found (install the bubblewrap package)"
+    interp = iso.find_interpreter(config.python)
+    info_r, info_w = os.pipe()
+    sec_fd = _memfd("qmind-seccomp", iso.seccomp_program("bwrap") or b"")
+    argv = iso.bwrap_args(path, interp, config, root=root, info_fd=info_w, seccomp_fd=sec_fd)
+    argv += [interp.executable, *_PY_FLAGS, "-c", "import sys"]
+    try:
+        proc = subprocess.run(argv, pass_fds=(info_w, sec_fd), capture_output=True, timeout=30, check=False,
+                              env=iso.sandbox_env("/"), start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"bubblewrap did not run: {exc}"
+    finally:
+        for fd in (info_r, info_w, sec_fd):
+            os.close(fd)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        hint = " (user namespaces disabled? see docs/sandbox.md)" if not root else ""
+        return False, f"bubblewrap failed with exit code {proc.returncode}: {err[-1] if err else ''}{hint}"
+    return True, "usable"
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _choose_mode(config: SandboxConfig) -> str:
+    if config.isolation == FALLBACK:
+        log.warning(_FALLBACK_WARNING, "isolation=rlimits was configured")
+        return FALLBACK
+    status = isolation_status(config)
+    if status.bwrap:
+        return BWRAP
+    if config.isolation == BWRAP:
+        raise SandboxError(f"isolation=bwrap was required but bubblewrap is unusable here: {status.bwrap_reason}")
+    log.warning(_FALLBACK_WARNING, status.bwrap_reason)
+    return FALLBACK
+
+
+def _normalise_sizes(sizes: int | Sequence[int]) -> list[int]:
+    items = [sizes] if isinstance(sizes, int) else list(sizes)
+    if not items:
+        raise ValueError("sizes must name at least one qubit count (the goal's own size first)")
+    for n in items:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SIZE:
+            raise ValueError(f"sizes must be integers between 1 and {MAX_SIZE}, got {n!r}")
+    return list(dict.fromkeys(items))
+
+
+def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfig | None = None) -> SandboxResult:
+    """Run ``code`` in the sandbox and call ``create_ansatz(n)`` for each of ``sizes`` (the goal's size first).
+
+    Returns a SandboxResult: ``ok`` with one QPY circuit per size that worked, or ``error``/``timeout``/``resource``
+    with a message fit to feed back to the model. Raises SandboxError only when the sandbox itself cannot run.
+    """
+    config = config or SandboxConfig.from_env()
+    sizes = _normalise_sizes(sizes)
+    if not isinstance(code, str):
+        raise TypeError(f"code must be str, got {type(code).__name__}")
+    try:
+        source = code.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return SandboxResult(status=STATUS_ERROR, error=f"The code is not valid UTF-8 text: {exc.reason}")
+    if len(source) > config.max_code_bytes:
+        return SandboxResult(status=STATUS_ERROR, error=(
+            f"The code is {len(source)} bytes long, over the limit of {config.max_code_bytes} bytes"))
+    mode = _choose_mode(config)
+    interp = iso.find_interpreter(config.python)
+    with iso.claim_slot(config) as uid:
+        if uid is not None:  # a worker killed mid-run may have left processes and a directory behind
+            if sandbox_pids(Identity(uid=uid), full_scan=True):
+                log.error("sandbox: processes of uid %s survived an earlier run; killing them", uid)
+                kill_tree(None, Identity(uid=uid), pidns=None)
+            iso.remove_stale_workdirs(uid)
+        outcome = _execute(source, sizes, config, mode, interp, uid)
+    return _interpret(outcome, sizes, config, mode)
+
+
+def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, interp: iso.Interpreter,
+             uid: int | None) -> Outcome:
+    root = uid is not None
+    nproc = config.max_processes
+    if mode == FALLBACK and not root:  # the candidate shares the worker's uid: count what it already runs
+        nproc += _count_own_processes()
+    runner_cfg = {
+        "sizes": sizes, "sys_path": _sys_path(interp, config), "drop": [uid, uid] if root else None,
+        "limits": {"cpu": config.cpu_limit, "fsize": config.max_disk_bytes, "nofile": config.max_open_files,
+                   "nproc": nproc, "memory": config.memory_bytes},
+        "landlock": {"enabled": True, "devices": list(iso.DEVICES),
+                     "read": iso.read_only_paths(interp, config) + list(iso.READ_FILES)
+                     + (["/proc"] if mode == BWRAP else [])},
+        "max_circuit_bytes": config.max_circuit_bytes, "qpy_version": _qpy_version(),
+    }
+    workdir = iso.make_workdir(uid) if mode == FALLBACK else None
+    opened: list[int] = []
+    try:
+        code_fd = _memfd("qmind-candidate", source)
+        opened.append(code_fd)
+        result_r, result_w = os.pipe()
+        opened += [result_r, result_w]
+        runner_cfg.update(code_fd=code_fd, result_fd=result_w)
+        pass_fds, info_r = [code_fd, result_w], None
+        if mode == BWRAP:
+            info_r, info_w = os.pipe()
+            opened += [info_r, info_w]
+            sec = iso.seccomp_program("bwrap")
+            sec_fd = None if sec is None else _memfd("qmind-seccomp", sec)
+            opened += [] if sec_fd is None else [sec_fd]
+            runner_cfg.update(workdir=iso.WORKDIR_IN_BWRAP,
+                              seccomp=[p.hex() for p in [iso.seccomp_program("no_exec")] if p])
+            argv = iso.bwrap_args(_bwrap_path(config), interp, config, root=root, info_fd=info_w,
+                                  seccomp_fd=sec_fd)
+            pass_fds += [info_w] + ([] if sec_fd is None else [sec_fd])
+            env = iso.sandbox_env(iso.WORKDIR_IN_BWRAP)
+        else:
+            runner_cfg.update(workdir=workdir, parent_pid=os.getpid(),
+                              seccomp=[p.hex() for p in (iso.seccomp_program("fallback"),
+                                                         iso.seccomp_program("no_exec")) if p])
+            argv = []
+            env = iso.sandbox_env(workdir)
+        argv += [interp.executable, *_PY_FLAGS, "-c", _runner_source(), json.dumps(runner_cfg)]
+
+        def ident_for(proc: subprocess.Popen) -> Identity:
+            if mode == BWRAP:
+                return Identity(uid=uid)
+            return Identity(uid=uid, pgid=proc.pid, own_uid=None if root else os.getuid())
+
+        per_size = config.max_circuit_bytes + 64 * 1024
+        opened = []  # from here on run_process owns (and closes) every descriptor
+        return run_process(argv, env=env, pass_fds=tuple(pass_fds), result_fd=result_r, info_fd=info_r,
+                           ident_for=ident_for, wall_seconds=config.wall_seconds,
+                           max_output=config.max_output_bytes, max_result=per_size * len(sizes) + 64 * 1024,
+                           memory_limit=config.memory_bytes + BASELINE_MEMORY, disk_dir=workdir,
+                           disk_limit=config.max_disk_bytes + 64 * 1024)
+    finally:
+        for fd in opened:
+            os.close(fd)
+        if workdir is not None:
+            iso.remove_workdir(workdir)
+
+
+def _sys_path(interp: iso.Interpreter, config: SandboxConfig) -> list[str]:
+    """The interpreter's own import path, then the extra read-only directories."""
+    extra = [os.path.realpath(p) for p in config.extra_read_paths if os.path.isdir(p)]
+    return list(dict.fromkeys([*interp.sys_path, *extra]))
+
+
+def _bwrap_path(config: SandboxConfig) -> str:
+    path = shutil.which(config.bwrap_path)
+    if path is None:
+        raise SandboxError(f"bubblewrap ({config.bwrap_path!r}) is not installed")
+    return path
+
+
+def _count_own_processes() -> int:
+    """Tasks (threads included: RLIMIT_NPROC counts them) of this uid right now."""
+    me = os.getuid()
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == me:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                pass
+    return count
+
+
+# ---------------------------------------------------------------- interpreting what came back
+
+
+def _frames(data: bytes) -> tuple[list[tuple[bytes, int, bytes]], bool]:
+    frames, pos = [], 0
+    while pos < len(data):
+        if len(data) - pos < 9:
+            return frames, True
+        tag, n, length = struct.unpack_from(">cII", data, pos)
+        pos += 9
+        if length > len(data) - pos:
+            return frames, True
+        frames.append((tag, n, data[pos:pos + length]))
+        pos += length
+    return frames, False
+
+
+def _message(payload: bytes) -> tuple[str, str]:
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+        kind, message = obj["kind"], obj["message"]
+        if kind not in ("error", "resource") or not isinstance(message, str):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "error", "The sandbox reported a failure in an unreadable form (was the result channel tampered with?)"
+    return kind, _clip(message)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + " [...]"
+
+
+def _interpret(out: Outcome, sizes: list[int], config: SandboxConfig, mode: str) -> SandboxResult:
+    frames, truncated = _frames(out.result)
+    common = {"stdout": out.stdout.decode("utf-8", "replace"), "stderr": out.stderr.decode("utf-8", "replace"),
+              "wall_seconds": round(out.wall_seconds, 4), "isolation": mode}
+    if out.output_bytes > config.max_output_bytes:
+        note = f"\n[output truncated: {out.output_bytes} bytes produced, limit {config.max_output_bytes}]"
+        common["stderr"] += note
+    if out.leftovers:
+        log.error("sandbox: %d processes survived the kill sweep", out.leftovers)
+    if not frames or frames[0][0] != b"S":
+        tail = out.stderr.decode("utf-8", "replace").strip()[-1500:]
+        if out.stop == "wall":
+            raise SandboxError(f"the sandbox ({mode}) did not start within {config.wall_seconds:g} s: {tail}")
+        raise SandboxError(f"the sandbox ({mode}) could not start (exit code {out.returncode}): {tail}")
+    circuits: dict[int, bytes] = {}
+    size_errors: dict[int, str] = {}
+    fatal: tuple[str, str] | None = None
+    done = False
+    for tag, n, payload in frames[1:]:
+        if tag == b"C" and n in sizes and n not in circuits and len(payload) <= config.max_circuit_bytes:
+            circuits[n] = payload
+        elif tag == b"F" and n in sizes[1:]:
+            size_errors[n] = _message(payload)[1]
+        elif tag == b"E" and fatal is None:
+            fatal = _message(payload)
+        elif tag == b"D":
+            done = True
+        else:
+            truncated = True
+    goal = sizes[0]
+    if out.stop == "disk":  # the host directory overflowed: never ok, even if the circuits arrived
+        return SandboxResult(status=STATUS_RESOURCE, error=_stopped(out, config, mode, truncated)[1], **common)
+    if done and goal in circuits:
+        for n in sizes[1:]:
+            if n not in circuits and n not in size_errors:
+                size_errors[n] = "create_ansatz did not return a circuit for this size"
+        return SandboxResult(status=STATUS_OK, circuits_qpy=circuits, size_errors=size_errors, **common)
+    if fatal is not None:
+        status = STATUS_RESOURCE if fatal[0] == "resource" else STATUS_ERROR
+        return SandboxResult(status=status, error=fatal[1], **common)
+    status, message = _stopped(out, config, mode, truncated)
+    if goal in circuits:  # the goal's circuit arrived; a later size ran into the limit
+        for n in sizes[1:]:
+            if n not in circuits and n not in size_errors:
+                size_errors[n] = message
+        return SandboxResult(status=STATUS_OK, circuits_qpy=circuits, size_errors=size_errors, **common)
+    return SandboxResult(status=status, error=message, **common)
+
+
+def _stopped(out: Outcome, config: SandboxConfig, mode: str, corrupted: bool) -> tuple[str, str]:
+    """(status, message) for a run that ended without a verdict from the runner."""
+    if out.stop == "wall":
+        return STATUS_TIMEOUT, (f"create_ansatz did not finish within the {config.wall_seconds:g} s time limit "
+                                "(wall clock); the run was stopped. Avoid unbounded loops and blocking calls.")
+    if out.stop == "output":
+        return STATUS_RESOURCE, (f"The code printed more than {config.max_output_bytes} bytes to stdout/stderr; "
+                                 "the run was stopped. Do not print inside create_ansatz.")
+    if out.stop == "memory":
+        return STATUS_RESOURCE, (f"The code used too much memory ({out.stop_detail}; limit "
+                                 f"{config.memory_bytes / 2**30:.2f} GiB); the run was stopped. Build the circuit "
+                                 "without large arrays and do not start processes.")
+    if out.stop == "disk":
+        return STATUS_RESOURCE, (f"The code wrote too much to disk ({out.stop_detail}; limit "
+                                 f"{config.max_disk_bytes} bytes); the run was stopped. Do not write files.")
+    if out.stop == "result":
+        return STATUS_RESOURCE, (f"The circuits were larger than {config.max_circuit_bytes} bytes each; "
+                                 "the run was stopped.")
+    rc = out.returncode if out.returncode is not None else 0
+    sig = -rc if rc < 0 else (rc - 128 if mode == BWRAP and rc > 128 else 0)
+    cpu = config.cpu_limit
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and out.max_cpu_seconds >= 0.8 * cpu):
+        return STATUS_TIMEOUT, (f"create_ansatz used more than {cpu:g} s of CPU time; the run was stopped. "
+                                "Avoid unbounded loops.")
+    if corrupted:
+        return STATUS_ERROR, ("The sandbox's result channel was corrupted (did the code write to or close "
+                              "inherited file descriptors?); no circuit was returned.")
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return STATUS_ERROR, (f"The process was killed by {name} before create_ansatz returned a circuit "
+                              "(a crash, e.g. from ctypes or corrupted memory).")
+    return STATUS_ERROR, (f"The process exited (exit code {rc}) before create_ansatz returned a circuit; do not "
+                          "call sys.exit/os._exit or kill the process.")
