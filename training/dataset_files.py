@@ -1,6 +1,7 @@
 """Dataset files (JSON Lines or Parquet, through Hugging Face ``datasets``) and their ``FILE.meta.json`` sidecar.
 
-A file is written to a temporary name beside the target and renamed into place, then its meta file (what the
+Rows go through ``datasets.Dataset`` (one schema for every row); JSON Lines are written with ``json.dumps`` so floats
+keep full precision. A file is written to a temporary name beside the target and renamed into place, then its meta file (what the
 export took: query, filters, counts, store, time, git commit, the file's sha256). Readers load both, so a checkpoint
 can name exactly the data it was trained on.
 """
@@ -76,8 +77,10 @@ def write_rows(rows: list[dict[str, Any]], out: str | os.PathLike, *, fmt: str |
         dataset = Dataset.from_list(rows)
         if fmt == "parquet":
             dataset.to_parquet(str(tmp))
-        else:
-            dataset.to_json(str(tmp), lines=True, force_ascii=False)
+        else:  # not Dataset.to_json: pandas' writer rounds floats to 10 decimal places (an error of 8e-15 -> 0.0)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for row in dataset:  # rows as datasets normalised them (one schema for every row)
+                    fh.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
         os.replace(tmp, out)
     except (OSError, ValueError, TypeError) as exc:
         raise TrainingError(f"could not write {out} as {fmt}: {exc}") from exc

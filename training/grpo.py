@@ -19,6 +19,7 @@ from .grpo_config import GRPOSettings
 from .rewards import CircuitReward
 from .sft import (
     DEFAULT_CHECKPOINTS,
+    checkpointing_kwargs,
     DEFAULT_TRAINER_DIR,
     TrainResult,
     data_record,
@@ -47,13 +48,13 @@ def trl_grpo_kwargs(s: GRPOSettings, *, output_dir: str, on_cpu: bool, use_vllm:
         gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=s.learning_rate,
         lr_scheduler_type=s.lr_scheduler_type, num_generations=s.num_generations,
         max_completion_length=s.max_completion_length, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-        repetition_penalty=s.repetition_penalty, beta=s.beta, loss_type=s.loss_type, scale_rewards=s.scale_rewards,
+        repetition_penalty=s.repetition_penalty, beta=s.beta, disable_dropout=s.disable_dropout, loss_type=s.loss_type, scale_rewards=s.scale_rewards,
         use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=s.vllm_gpu_memory_utilization,
         bf16=s.bf16 and not on_cpu, optim="adamw_torch" if on_cpu and "8bit" in s.optim else s.optim,
         weight_decay=s.weight_decay, max_grad_norm=s.max_grad_norm, logging_steps=s.logging_steps,
         save_steps=s.save_steps, save_total_limit=s.save_total_limit, seed=s.seed,
-        dataloader_num_workers=s.dataloader_num_workers, gradient_checkpointing=s.lora.use_gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False}, report_to="none", use_cpu=on_cpu,
+        dataloader_num_workers=s.dataloader_num_workers, **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
+        report_to="none", use_cpu=on_cpu,
         remove_unused_columns=False, log_completions=False,
     )
 

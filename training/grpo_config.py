@@ -13,6 +13,9 @@ Chosen here:
 - ``beta = 0.0``, ``loss_type = "dapo"``, ``scale_rewards = "group"``: TRL 1.x's defaults (no KL reference model, which
   halves memory; token-level normalisation without length bias).
 - adapter, precision and optimizer as in SFT (QLoRA, bf16, 8-bit AdamW; float32 and torch AdamW on CPU).
+- ``disable_dropout = True``: the LoRA's dropout (0.05) would otherwise be active while TRL samples completions and
+  in both forward passes whose ratio GRPO clips, so rollouts come from a randomly perturbed policy and the ratio
+  carries dropout noise; switching it off during GRPO is the usual choice (TRL's own option).
 - ``logging_steps = 1``: a GRPO step is expensive (generation + sandboxed scoring); every one is worth a line.
 """
 
@@ -49,6 +52,7 @@ class GRPOSettings:
     top_k: int = _f(50, "Top-k filter.")
     repetition_penalty: float = _f(1.1, "Repetition penalty.")
     beta: float = _f(0.0, "KL coefficient against the reference model (0: no reference model).")
+    disable_dropout: bool = _f(True, "Switch dropout off during GRPO (sampling and both log-prob passes).")
     loss_type: str = _f("dapo", "TRL loss aggregation.")
     scale_rewards: str = _f("group", "Reward scaling for advantages: group, batch or none.")
     reward: str = _f("seed", "Reward: seed (max(0, 1 - 10 error)) or shaped.")

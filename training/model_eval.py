@@ -145,7 +145,7 @@ class ModelEvaluation:
     seconds: float
     per_goal: dict = dataclasses.field(default_factory=dict)
     samples: tuple = ()
-    """Per completion: goal, temperature, status, errors (first), novel."""
+    """Per completion: goal, temperature, status, code hash, first error, novel."""
     identity: dict = dataclasses.field(default_factory=dict)
     """generator, model, adapter as the batches recorded them (what names the model version in the store)."""
     date: str = ""
@@ -218,7 +218,7 @@ def evaluate_model(generator, goals: Sequence[Goal], *, prompts: int, seed: int 
         entry["syntax_valid"] += v.built
         entry["verification_pass"] += v.verified
         entry["bp_free"] += v.verified and v.has_barren_plateau is False
-    samples = tuple({"goal": g.name, "temperature": c.temperature, "status": v.status,
+    samples = tuple({"goal": g.name, "temperature": c.temperature, "status": v.status, "code_sha256": v.code_sha256,
                      "error": v.errors[0] if v.errors else None, "novel": nv}
                     for (g, c), v, nv in zip(rows, verdicts, novel))
     return ModelEvaluation(generator=getattr(generator, "name", "?"), model=model, adapter=adapter,

@@ -67,19 +67,26 @@ def trl_sft_kwargs(settings: SFTSettings, *, output_dir: str, has_eval: bool, on
         save_total_limit=s.save_total_limit, eval_strategy=s.eval_strategy if has_eval else "no",
         eval_steps=s.eval_steps, seed=s.seed, data_seed=s.seed, dataloader_num_workers=s.dataloader_num_workers,
         max_length=s.max_seq_length, packing=s.packing, assistant_only_loss=s.assistant_only_loss,
-        gradient_checkpointing=s.lora.use_gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False}, report_to="none", use_cpu=on_cpu,
+        **checkpointing_kwargs(s.lora.use_gradient_checkpointing), report_to="none", use_cpu=on_cpu,
         save_strategy="steps", logging_first_step=True,
     )
 
 
-def warmup_kwargs(ratio: float) -> dict[str, float]:
-    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float below 1 is a ratio); 4.x has both."""
-    import dataclasses as dc
-
+def _training_argument_names() -> set[str]:
     from transformers import TrainingArguments
 
-    if "warmup_ratio" in {f.name for f in dc.fields(TrainingArguments)}:
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
+    """Gradient checkpointing under the name this transformers uses (5.2x renamed it activation_checkpointing)."""
+    prefix = "activation" if "activation_checkpointing" in _training_argument_names() else "gradient"
+    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
+
+
+def warmup_kwargs(ratio: float) -> dict[str, float]:
+    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float below 1 is a ratio); 4.x has both."""
+    if "warmup_ratio" in _training_argument_names():
         return {"warmup_ratio": ratio}
     if not 0 <= ratio < 1:
         raise TrainingError(f"warmup ratio must be in [0, 1), got {ratio}")

@@ -108,16 +108,18 @@ def sft_statement(filters: StoreFilters, quality: SFTQuality) -> Select:
 
 def prompts_statement(filters: StoreFilters) -> Select:
     """The distinct prompts the loop asked (batches that generated), with their goal."""
-    stmt = (select(func.min(GenerationBatch.id).label("batch_id"), GenerationBatch.system_prompt,
-                   GenerationBatch.prompt, Goal.id.label("goal_id"), Goal.name.label("goal"),
-                   Goal.spec.label("goal_spec"), Goal.spec_hash, Goal.exact_energy.label("goal_exact_energy"))
-            .join(Goal, Goal.id == GenerationBatch.goal_id)
-            .outerjoin(ModelVersion, ModelVersion.id == GenerationBatch.model_version_id)
-            .where(GenerationBatch.status == "done", GenerationBatch.prompt != ""))
-    stmt = _batch_filters(stmt, filters)
-    return (stmt.group_by(GenerationBatch.system_prompt, GenerationBatch.prompt, Goal.id, Goal.name, Goal.spec_hash,
-                          Goal.exact_energy, Goal.spec)
-            .order_by(func.min(GenerationBatch.id)))
+    distinct = (select(func.min(GenerationBatch.id).label("batch_id"), GenerationBatch.system_prompt,
+                       GenerationBatch.prompt, GenerationBatch.goal_id)
+                .join(Goal, Goal.id == GenerationBatch.goal_id)
+                .outerjoin(ModelVersion, ModelVersion.id == GenerationBatch.model_version_id)
+                .where(GenerationBatch.status == "done", GenerationBatch.prompt != ""))
+    distinct = _batch_filters(distinct, filters).group_by(GenerationBatch.system_prompt, GenerationBatch.prompt,
+                                                          GenerationBatch.goal_id).subquery()
+    # the goal's JSON columns join afterwards: PostgreSQL cannot group by a json column
+    return (select(distinct.c.batch_id, distinct.c.system_prompt, distinct.c.prompt, Goal.id.label("goal_id"),
+                   Goal.name.label("goal"), Goal.spec.label("goal_spec"), Goal.spec_hash,
+                   Goal.exact_energy.label("goal_exact_energy"))
+            .join(Goal, Goal.id == distinct.c.goal_id).order_by(distinct.c.batch_id))
 
 
 def goals_statement(names: tuple[str, ...]) -> Select:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from typer.testing import CliRunner
+
 from db import writes
 from db.session import session_scope
 from scheduler.baselines import baseline_programs, hva_program
@@ -106,3 +108,11 @@ def populate(engine) -> dict:
                 stats["statuses"][payload["status"]] = stats["statuses"].get(payload["status"], 0) + 1
     stats["run_id"] = run_id
     return stats
+
+
+def qmind(engine, *args: str):
+    """The CLI in-process (Typer's runner) against ``engine``'s store."""
+    from scheduler.cli import app as cli_app
+
+    env = {"QMIND_DATABASE_URL": engine.url.render_as_string(hide_password=False), "COLUMNS": "200"}
+    return CliRunner().invoke(cli_app, list(args), env=env)
