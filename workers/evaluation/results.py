@@ -111,6 +111,15 @@ class BarrenPlateauResult(_JSON):
     seconds: float = 0.0
     reason: str = ""
     """Why it was (or was not) flagged, in words."""
+    normalised_variances: tuple[float, ...] = ()
+    """Per size, ``variances`` divided by the Hamiltonian's scale sum_P c_P^2 (identity excluded): the fitted
+    quantity, so a Hamiltonian with more terms at larger n cannot hide a decay."""
+    two_design_ratios: tuple[float, ...] = ()
+    """Per size, the variance divided by the level a unitary 2-design would give for the same parameters."""
+    parameter_names: tuple[tuple[str, ...], ...] = ()
+    """Per size, the names of the parameters in ``parameter_variances`` (first, middle, last, a few random)."""
+    engine: str = ""
+    """Which simulator computed the gradients."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +150,13 @@ class VQEResult(_JSON):
     restart_energies: tuple[float, ...] = ()
     engine: str = ""
     """Which simulator computed energies and gradients."""
+    circuit_executions: int = 0
+    """Parameter vectors the engine simulated (Aer: every shifted binding; statevector: forward passes)."""
+    check_energy: float | None = None
+    """The best parameters' energy recomputed independently with ``qiskit.quantum_info.Statevector`` on the
+    circuit as built (not the compiled program)."""
+    truncated: bool = False
+    """The time budget ran out before every restart converged (the best energy so far is reported)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""Known ansaetze used by the scoring tests and benchmarks/scoring.py (plain circuit builders, no scoring)."""
+
+from __future__ import annotations
+
+import numpy as np
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+
+
+def tfim_hva(n: int, layers: int | None = None) -> QuantumCircuit:
+    """Hamiltonian-variational ansatz for the periodic TFIM: |+>^n, then p layers of exp(-i b ZZ) on every ring
+    bond and exp(-i g X) on every site, one (b, g) pair per layer (Wiersema et al. 2020). p = n/2 is exact."""
+    p = layers if layers is not None else n // 2
+    beta, gamma = ParameterVector("beta", p), ParameterVector("gamma", p)
+    qc = QuantumCircuit(n)
+    qc.h(range(n))
+    for layer in range(p):
+        for i in range(0, n, 2):
+            qc.rzz(beta[layer], i, (i + 1) % n)
+        for i in range(1, n, 2):
+            qc.rzz(beta[layer], i, (i + 1) % n)
+        for i in range(n):
+            qc.rx(gamma[layer], i)
+    return qc
+
+
+def ry_cz(n: int, layers: int = 2) -> QuantumCircuit:
+    """Shallow local hardware-efficient ansatz: layers of RY on every qubit + CZ on neighbours, final RY layer."""
+    theta = ParameterVector("theta", n * (layers + 1))
+    qc = QuantumCircuit(n)
+    k = 0
+    for _ in range(layers):
+        for q in range(n):
+            qc.ry(theta[k], q)
+            k += 1
+        for q in range(0, n - 1, 2):
+            qc.cz(q, q + 1)
+        for q in range(1, n - 1, 2):
+            qc.cz(q, q + 1)
+    for q in range(n):
+        qc.ry(theta[k], q)
+        k += 1
+    return qc
+
+
+def deep_random(n: int, layers: int | None = None, seed: int = 7) -> QuantumCircuit:
+    """Unstructured random circuit (McClean et al. 2018): per layer a random-axis rotation on every qubit then a CZ
+    brickwork; n^2 layers by default, enough to approximate a 2-design."""
+    rng = np.random.default_rng([seed, n])
+    depth = layers if layers is not None else n * n
+    theta = ParameterVector("theta", n * depth)
+    qc = QuantumCircuit(n)
+    qc.ry(np.pi / 4, range(n))
+    k = 0
+    for layer in range(depth):
+        for q in range(n):
+            getattr(qc, ("rx", "ry", "rz")[rng.integers(3)])(theta[k], q)
+            k += 1
+        for q in range(layer % 2, n - 1, 2):
+            qc.cz(q, q + 1)
+    return qc
+
+
+def hea_ry_rz(n: int, layers: int = 4) -> QuantumCircuit:
+    """RY + RZ on every qubit, then a CZ chain, repeated: 2 n layers parameters (80 at n = 10, layers = 4)."""
+    theta = ParameterVector("theta", 2 * n * layers)
+    qc = QuantumCircuit(n)
+    k = 0
+    for _ in range(layers):
+        for q in range(n):
+            qc.ry(theta[k], q)
+            qc.rz(theta[k + 1], q)
+            k += 2
+        for q in range(n - 1):
+            qc.cz(q, q + 1)
+    return qc
+
+
+def heisenberg_hva(n: int, layers: int | None = None) -> QuantumCircuit:
+    """HVA-like ansatz for the periodic Heisenberg ring: Neel singlets (X, H, CX on pairs), then layers of
+    exp(-i t (XX + YY + ZZ)) on even bonds and on odd bonds, one parameter per bond class and layer."""
+    p = layers if layers is not None else n // 2
+    even, odd = ParameterVector("even", p), ParameterVector("odd", p)
+    qc = QuantumCircuit(n)
+    for i in range(0, n, 2):  # singlet (|01> - |10>)/sqrt 2 on (i, i+1)
+        qc.x([i, i + 1])
+        qc.h(i)
+        qc.cx(i, i + 1)
+    for layer in range(p):
+        for start, params in ((1, odd), (0, even)):
+            for i in range(start, n, 2):
+                j = (i + 1) % n
+                qc.rxx(params[layer], i, j)
+                qc.ryy(params[layer], i, j)
+                qc.rzz(params[layer], i, j)
+    return qc
+
+
+def h2_ansatz() -> QuantumCircuit:
+    """H2 (STO-3G, Jordan-Wigner) ansatz: cos(t/2)|0101> + sin(t/2)|1010>, the Hartree-Fock determinant (qubits 0
+    and 2 occupied) and its double excitation, the only two determinants in H2's ground state."""
+    t = ParameterVector("t", 1)
+    qc = QuantumCircuit(4)
+    qc.ry(t[0], 1)
+    qc.cx(1, 3)
+    qc.cx(1, 2)
+    qc.cx(1, 0)
+    qc.x([0, 2])
+    return qc
+
+
+def h2_hardware_efficient(layers: int = 2) -> QuantumCircuit:
+    """A generic hardware-efficient ansatz on H2's 4 qubits: X on the Hartree-Fock qubits, then layers of RY + CX."""
+    theta = ParameterVector("theta", 4 * (layers + 1))
+    qc = QuantumCircuit(4)
+    qc.x([0, 2])
+    k = 0
+    for _ in range(layers):
+        for q in range(4):
+            qc.ry(theta[k], q)
+            k += 1
+        for q in range(3):
+            qc.cx(q, q + 1)
+    for q in range(4):
+        qc.ry(theta[k], q)
+        k += 1
+    return qc

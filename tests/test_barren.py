@@ -1,0 +1,193 @@
+"""Barren-plateau check: sizes, the 2-design formula, the decay fit, and known ansaetze on both sides."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+from qiskit.quantum_info import SparsePauliOp
+from scipy.stats import unitary_group
+
+from tests.ansatz_library import deep_random, heisenberg_hva, ry_cz, tfim_hva
+from workers.evaluation.barren import (
+    BarrenSettings,
+    check_barren_plateau,
+    fit_decay,
+    hamiltonian_scale,
+    scaling_sizes,
+    two_design_variance,
+)
+from workers.evaluation.errors import EvaluationError
+from workers.evaluation.goals import Goal, get_goal
+
+EXTRA_GATES = ["rx", "ry", "rz", "h", "x", "cx", "cz", "rzz", "rxx", "ryy"]
+
+
+def _circuits(builder, goal):
+    return {n: builder(n) for n in scaling_sizes(goal)}
+
+
+def _deep_goal(name):
+    return dataclasses.replace(get_goal(name), max_depth=10_000)
+
+
+@pytest.mark.parametrize("name,sizes", [("tfim-4", [4, 6, 8]), ("tfim-6", [4, 6, 8]), ("tfim-10", [6, 8, 10]),
+                                        ("tfim-3", [3, 5, 7]), ("tfim-20", [8, 10, 12]), ("tfim-19", [7, 9, 11]),
+                                        ("heisenberg-open-4", [4, 6, 8]), ("h2", [4])])
+def test_scaling_sizes_step_by_two_and_stay_cheap(name, sizes):
+    assert scaling_sizes(get_goal(name)) == sizes
+
+
+def test_the_hamiltonian_scale_ignores_the_identity():
+    op = SparsePauliOp(["II", "ZZ", "XI"], [5.0, -1.0, 0.5])
+    assert hamiltonian_scale(op) == pytest.approx(1.25)
+
+
+def test_the_two_design_formula_matches_haar_random_unitaries():
+    """Var of dE/dphi for exp(-i phi/2 P) between two Haar-random unitaries, sampled directly."""
+    d, samples = 8, 6000  # 3 qubits
+    hamiltonian = SparsePauliOp(["ZZI", "IXX", "YIZ", "III"], [1.0, -0.6, 0.3, 2.0])
+    h, p = hamiltonian.to_matrix(), SparsePauliOp("IIZ").to_matrix()
+    rng = np.random.default_rng(11)
+    before = unitary_group.rvs(d, size=samples, random_state=rng)
+    after = unitary_group.rvs(d, size=samples, random_state=rng)
+    psi = before[:, :, 0]  # U- |0>
+    o = np.conj(np.transpose(after, (0, 2, 1))) @ h @ after  # U+^dag H U+
+    a = 0.5j * (p @ o - o @ p)  # dE/dphi = <psi| (i/2)[P, O] |psi>
+    grads = np.real(np.einsum("si,sij,sj->s", psi.conj(), a, psi))
+    expected = two_design_variance(hamiltonian)
+    assert expected == pytest.approx(d * d * 1.45 / (2 * (d * d - 1) * (d + 1)))
+    assert grads.var() == pytest.approx(expected, rel=0.08)  # sampling error of a variance from 6000 draws
+    assert abs(grads.mean()) < 0.02
+
+
+def test_a_deep_random_circuit_sits_at_the_two_design_level():
+    goal = dataclasses.replace(get_goal("h2"), max_depth=10_000)
+    result = check_barren_plateau({4: deep_random(4, layers=40)}, goal, samples=400)
+    assert result.method == "two-design"
+    assert result.two_design_ratios[0] == pytest.approx(1.0, abs=0.25)
+
+
+def test_a_deep_unstructured_circuit_is_a_barren_plateau():
+    goal = _deep_goal("tfim-6")
+    result = check_barren_plateau(_circuits(deep_random, goal), goal)
+    assert result.has_barren_plateau
+    assert result.method == "scaling" and result.sizes == (4, 6, 8)
+    assert result.decay_rate == pytest.approx(math.log(2), abs=0.12)  # the 2-design rate
+    assert result.decay_rate_stderr < 0.1
+    assert result.variances[0] > result.variances[1] > result.variances[2]
+    assert "barren plateau" in result.reason
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_shallow_local_circuit_is_not_a_barren_plateau(layers):
+    goal = get_goal("tfim-6")
+    result = check_barren_plateau(_circuits(lambda n: ry_cz(n, layers), goal), goal)
+    assert not result.has_barren_plateau
+    assert result.decay_rate < BarrenSettings().decay_threshold
+    assert "no barren plateau" in result.reason
+
+
+@pytest.mark.parametrize("goal_name,builder", [("tfim-8", tfim_hva), ("heisenberg-6", heisenberg_hva)])
+def test_hamiltonian_variational_ansaetze_are_not_barren_plateaus(goal_name, builder):
+    goal = get_goal(goal_name, allowed_gates=EXTRA_GATES)
+    result = check_barren_plateau(_circuits(builder, goal), goal)
+    assert not result.has_barren_plateau
+    assert all(r > 2 for r in result.two_design_ratios)
+
+
+def test_per_parameter_variances_are_reported_for_first_middle_last_and_random_parameters():
+    goal = get_goal("tfim-6")
+    result = check_barren_plateau(_circuits(lambda n: ry_cz(n, 2), goal), goal, samples=50)
+    names = result.parameter_names[1]  # n = 6: theta[0..17]
+    assert names[:3] == ("theta[0]", "theta[9]", "theta[17]")
+    assert len(names) == len(set(names)) == len(result.parameter_variances[1]) == 8
+    assert all(v >= 0 for v in result.parameter_variances[1])
+
+
+def test_vanishing_gradients_are_flagged():
+    def only_rz(n):
+        theta = ParameterVector("t", n)
+        qc = QuantumCircuit(n)
+        for q in range(n):
+            qc.rz(theta[q], q)  # phases on |0...0>: the energy never changes
+        return qc
+
+    goal = get_goal("tfim-4")
+    result = check_barren_plateau(_circuits(only_rz, goal), goal, samples=20)
+    assert result.has_barren_plateau and "vanish identically" in result.reason
+
+
+def test_a_bad_extra_size_is_skipped_and_named():
+    goal = get_goal("tfim-4")
+    circuits = _circuits(lambda n: ry_cz(n, 1), goal)
+    circuits[8] = ry_cz(7, 1)  # wrong width at an extra size
+    result = check_barren_plateau(circuits, goal, samples=50)
+    assert result.sizes == (4, 6)
+    assert "n=8 skipped" in result.reason
+
+
+def test_the_goal_size_must_be_present_and_valid():
+    goal = get_goal("tfim-4")
+    with pytest.raises(EvaluationError, match="no circuit at the goal's own size"):
+        check_barren_plateau({6: ry_cz(6, 1)}, goal)
+    with pytest.raises(EvaluationError, match="fails verification"):
+        check_barren_plateau({4: QuantumCircuit(4)}, goal)
+
+
+def _pauli_goal(n):
+    """A user goal of random 1- and 2-local terms (local, like every physical Hamiltonian here)."""
+    rng = np.random.default_rng(2)
+    terms = [(str(rng.choice(["ZZ", "XX", "YZ"])), [i, i + 1], rng.normal()) for i in range(n - 1)]
+    terms += [(str(rng.choice(["X", "Z"])), [i], rng.normal()) for i in range(n)]
+    return Goal(name=f"random-{n}", description="random local Pauli sum", num_qubits=n, max_depth=10_000,
+                hamiltonian=SparsePauliOp.from_sparse_list(terms, num_qubits=n))
+
+
+def test_a_fixed_size_goal_flags_a_two_design_like_circuit_but_not_a_shallow_one():
+    goal = _pauli_goal(6)
+    deep = check_barren_plateau({6: deep_random(6)}, goal)
+    shallow = check_barren_plateau({6: ry_cz(6, 1)}, goal)
+    assert deep.method == shallow.method == "two-design"
+    assert deep.has_barren_plateau and not shallow.has_barren_plateau
+    assert deep.two_design_variance == pytest.approx(two_design_variance(goal.hamiltonian))
+
+
+def test_small_fixed_size_goals_are_never_flagged():
+    goal = dataclasses.replace(get_goal("h2"), max_depth=10_000)
+    result = check_barren_plateau({4: deep_random(4)}, goal)
+    assert not result.has_barren_plateau and "never flagged" in result.reason
+
+
+def test_the_decay_fit_recovers_a_known_rate():
+    sizes = [4, 6, 8, 10]
+    rate, err = fit_decay(sizes, [1.0 - 0.5 * n for n in sizes], [0.0] * 4)
+    assert rate == pytest.approx(0.5) and err == pytest.approx(0.0, abs=1e-12)
+    rate, err = fit_decay(sizes, [1.0 - 0.5 * n + e for n, e in zip(sizes, [0.1, -0.1, 0.1, -0.1])], [0.05] * 4)
+    assert rate == pytest.approx(0.5, abs=0.05) and err > 0.02
+    with pytest.raises(EvaluationError):
+        fit_decay([6, 6], [0.0, 1.0], [0.0, 0.0])
+
+
+def test_the_same_seed_gives_the_same_result_and_it_serialises():
+    goal = get_goal("tfim-4")
+    circuits = _circuits(lambda n: ry_cz(n, 1), goal)
+    one = check_barren_plateau(circuits, goal, samples=40, seed=3)
+    two = check_barren_plateau(circuits, goal, samples=40, seed=3)
+    other = check_barren_plateau(circuits, goal, samples=40, seed=4)
+    assert one.variances == two.variances and one.variances != other.variances
+    data = json.loads(json.dumps(one.to_dict()))
+    assert data["seed"] == 3 and data["samples"] == 40 and len(data["variances"]) == 3
+
+
+def test_the_aer_engine_gives_the_same_variances():
+    goal = get_goal("tfim-4")
+    circuits = {4: ry_cz(4, 1), 6: ry_cz(6, 1)}
+    fast = check_barren_plateau(circuits, goal, samples=30, engine="statevector")
+    aer = check_barren_plateau(circuits, goal, samples=30, engine="aer")
+    assert aer.engine == "aer"
+    assert aer.variances == pytest.approx(fast.variances, rel=1e-9)
+

@@ -1,0 +1,177 @@
+"""VQE scoring: known ansaetze reach known energies; reports are complete; bugs and exploits are caught."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
+
+from tests.ansatz_library import h2_ansatz, h2_hardware_efficient, heisenberg_hva, ry_cz, tfim_hva
+from workers.evaluation.errors import EvaluationError
+from workers.evaluation.goals import CHEMICAL_ACCURACY, Goal, get_goal
+from workers.evaluation.statevector import StatevectorEngine
+from workers.evaluation.vqe import VQESettings, initial_point, score_vqe
+
+
+@pytest.mark.parametrize("n", [4, 6])
+def test_the_tfim_hamiltonian_variational_ansatz_reaches_the_exact_energy(n):
+    goal = get_goal(f"tfim-{n}")
+    result = score_vqe(tfim_hva(n), goal, seed=0)
+    assert result.error < 1e-6
+    assert not result.below_exact
+    assert result.energy == pytest.approx(goal.exact_energy, abs=1e-6)
+    assert result.relative_error == pytest.approx(result.error / abs(goal.exact_energy))
+    assert result.chemical_accuracy is None  # not a molecule
+
+
+def test_the_heisenberg_variational_ansatz_reaches_the_exact_energy():
+    goal = get_goal("heisenberg-6", allowed_gates="rxx,ryy,rzz,x,h,cx")
+    assert score_vqe(heisenberg_hva(6), goal).error < 1e-6
+
+
+@pytest.mark.parametrize("builder", [h2_ansatz, h2_hardware_efficient])
+def test_h2_ansaetze_reach_chemical_accuracy(builder):
+    result = score_vqe(builder(), get_goal("h2"))
+    assert result.chemical_accuracy is True
+    assert result.error < CHEMICAL_ACCURACY
+    assert result.exact_energy == pytest.approx(-1.137306035753, abs=1e-9)
+
+
+def test_a_limited_ansatz_reports_an_honest_positive_error():
+    goal = get_goal("tfim-8")
+    result = score_vqe(ry_cz(8, 1), goal, restarts=2)
+    assert 1e-3 < result.error < 1.0  # real-amplitude product-ish states cannot reach the critical ground state
+    assert not result.below_exact
+
+
+def test_the_report_is_complete_and_serialises():
+    goal = get_goal("tfim-4")
+    result = score_vqe(tfim_hva(4), goal, restarts=3, seed=5)
+    assert result.restarts == 3 and result.seeds == (5, 6, 7)
+    assert len(result.restart_energies) == 3 and min(result.restart_energies) == result.energy
+    assert 0 < result.success_fraction <= 1
+    assert result.evaluations > 3 and result.gradient_evaluations == result.evaluations
+    assert result.circuit_executions >= result.evaluations
+    assert result.optimizer == "L-BFGS-B" and result.engine == "statevector"
+    assert result.check_energy == pytest.approx(result.energy, abs=1e-9)
+    assert len(result.best_parameters) == 4 and result.seconds > 0
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["energy"] == pytest.approx(result.energy)
+
+
+def test_the_best_parameters_reproduce_the_energy_on_the_circuit_as_built():
+    from qiskit.quantum_info import Statevector
+
+    goal = get_goal("tfim-4")
+    circuit = tfim_hva(4)
+    result = score_vqe(circuit, goal, restarts=1)
+    state = Statevector(circuit.assign_parameters(list(result.best_parameters)))
+    assert float(np.real(state.expectation_value(goal.hamiltonian))) == pytest.approx(result.energy, abs=1e-10)
+
+
+def test_the_same_seed_gives_the_same_result():
+    goal = get_goal("tfim-6")
+    one = score_vqe(ry_cz(6, 1), goal, restarts=2, seed=1)
+    two = score_vqe(ry_cz(6, 1), goal, restarts=2, seed=1)
+    assert one.restart_energies == two.restart_energies and one.best_parameters == two.best_parameters
+
+
+def test_restart_zero_starts_near_the_identity_and_the_others_anywhere():
+    near = initial_point(50, 0, seed=3)
+    anywhere = initial_point(50, 1, seed=3)
+    assert np.all(np.abs(near) <= 0.1)
+    assert anywhere.max() > 1.0 and np.all((anywhere >= 0) & (anywhere < 2 * np.pi))
+
+
+def test_the_aer_engine_finds_the_same_optimum():
+    goal = get_goal("tfim-4")
+    aer = score_vqe(tfim_hva(4), goal, restarts=1, engine="aer")
+    assert aer.engine == "aer" and aer.error < 1e-6
+    # one Estimator call per gradient: every evaluation simulated 1 + 2m bindings (m = 4 layers... of angles)
+    assert aer.circuit_executions > aer.evaluations
+
+
+class _WrongExact(Goal):
+    """A goal whose exact energy is (deliberately) too high: stands in for an eigensolver bug."""
+
+    @property
+    def exact_energy(self) -> float:
+        return super().exact_energy + 0.5
+
+
+def test_an_energy_below_the_exact_energy_is_flagged():
+    base = get_goal("tfim-4")
+    goal = _WrongExact(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    result = score_vqe(tfim_hva(4), goal, restarts=1)
+    assert result.below_exact
+    assert result.error < 0
+
+
+def test_a_simulator_that_disagrees_with_qiskit_fails_the_self_check(monkeypatch):
+    real = StatevectorEngine.energies_and_gradients
+
+    def buggy(self, thetas):  # an injected simulator bug: energies 0.1 too low
+        energy, grad = real(self, thetas)
+        return energy - 0.1, grad
+
+    monkeypatch.setattr(StatevectorEngine, "energies_and_gradients", buggy)
+    with pytest.raises(EvaluationError, match="self-check failed"):
+        score_vqe(tfim_hva(4), get_goal("tfim-4"), restarts=1)
+
+
+def test_a_tiny_time_budget_reports_the_best_so_far():
+    goal = get_goal("tfim-6")
+    result = score_vqe(ry_cz(6, 2), goal, settings=VQESettings(max_seconds=0.02, restarts=4))
+    assert result.truncated
+    assert 1 <= result.restarts <= 4 and np.isfinite(result.energy)
+
+
+def test_a_circuit_with_a_measurement_is_refused_by_the_scorer():
+    qc = QuantumCircuit(4)
+    qc.ry(Parameter("t"), 0)
+    qc.measure_all()
+    with pytest.raises(EvaluationError):
+        score_vqe(qc, get_goal("tfim-4"))
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("QMIND_VQE_RESTARTS", "2")
+    monkeypatch.setenv("QMIND_VQE_ENGINE", "aer")
+    settings = VQESettings.from_env()
+    assert settings.restarts == 2 and settings.engine == "aer"
+    result = score_vqe(h2_ansatz(), get_goal("h2"))
+    assert result.restarts == 2 and result.engine == "aer"
+
+
+def test_lockstep_rounds_hold_exactly_the_restarts_still_running():
+    from workers.evaluation.lockstep import run_restarts
+
+    batches: list[int] = []
+
+    def evaluate(rows):
+        batches.append(len(rows))
+        return rows.sum(axis=1), 2 * rows
+
+    answers: dict[int, list[float]] = {}
+
+    def work(r, lockstep):  # restart r asks r + 2 times
+        answers[r] = [lockstep.request(r, np.full(3, r + k))[0] for k in range(r + 2)]
+
+    rounds = run_restarts(3, work, evaluate)
+    assert batches == [3, 3, 2, 1] and rounds == 4
+    assert answers == {r: [3.0 * (r + k) for k in range(r + 2)] for r in range(3)}
+
+
+def test_an_error_in_one_restart_stops_the_others():
+    from workers.evaluation.lockstep import run_restarts
+
+    def work(r, lockstep):
+        for k in range(10**6):
+            if r == 1 and k == 3:
+                raise ValueError("restart 1 broke")
+            lockstep.request(r, np.zeros(2))
+
+    with pytest.raises(ValueError, match="restart 1 broke"):
+        run_restarts(4, work, lambda rows: (np.zeros(len(rows)), np.zeros_like(rows)))
