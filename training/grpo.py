@@ -30,6 +30,8 @@ from .sft import (
 )
 
 REQUIRED_COLUMNS = ("prompt", "goal_spec")
+HISTORY_KEYS = ("step", "loss", "reward", "valid", "verified", "code_extracted", "completions/mean_length",
+                "completions/clipped_ratio")
 
 
 def resolve_vllm(requested: bool | None) -> bool:
@@ -113,7 +115,7 @@ def train_grpo(data: str | pathlib.Path, *, settings: GRPOSettings = GRPOSetting
             "parent_adapter": loaded.adjustments.get("continued_from"),
             "training_config": {**settings.to_dict(), "backend": loaded.backend, "device": loaded.device,
                                 "use_vllm": use_vllm, "changed_for_backend": changed},
-            "reward_history": [{k: v for k, v in h.items() if k.startswith(("reward", "valid", "verified", "step"))}
+            "reward_history": [{k: v for k, v in h.items() if k.startswith(HISTORY_KEYS)}
                                for h in history if "reward" in h],
             "trainer_dir": str(pathlib.Path(output_dir).resolve()), "versions": library_versions(),
         }
