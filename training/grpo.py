@@ -9,6 +9,7 @@ adapter with the seed's LoRA settings. Completions are sampled with vLLM when it
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pathlib
 from typing import Any
 
@@ -19,9 +20,9 @@ from .grpo_config import GRPOSettings
 from .rewards import CircuitReward
 from .sft import (
     DEFAULT_CHECKPOINTS,
-    checkpointing_kwargs,
     DEFAULT_TRAINER_DIR,
     TrainResult,
+    checkpointing_kwargs,
     data_record,
     finish,
     last_logged,
@@ -29,6 +30,7 @@ from .sft import (
     load_training_data,
 )
 
+log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("prompt", "goal_spec")
 HISTORY_KEYS = ("step", "loss", "reward", "valid", "verified", "code_extracted", "completions/mean_length",
                 "completions/clipped_ratio")
@@ -93,6 +95,10 @@ def train_grpo(data: str | pathlib.Path, *, settings: GRPOSettings = GRPOSetting
         loaded = load_for_training(settings.base_model, settings.lora, backend=settings.backend,
                                    load_in_4bit=settings.load_in_4bit, adapter=adapter, allow_unsloth=False)
         from trl import GRPOConfig, GRPOTrainer
+
+        log.info("GRPO %s on %s (%s, %s, %s generation): %d prompt rows from %s, %s reward, %d judging workers",
+                 reservation.version, loaded.base_model, loaded.backend, loaded.device,
+                 "vLLM" if use_vllm else "transformers", len(dataset), data, settings.reward, reward.pool.workers)
 
         output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
         on_cpu = loaded.device == "cpu"

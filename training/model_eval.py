@@ -102,10 +102,9 @@ def held_out_goals(reference: Reference | None, explicit: Sequence[str] = ()) ->
 
 def _fingerprints_at(code: str, sizes: list[int], sandbox_config) -> dict[int, str]:
     """Build the program at several sizes in the sandbox and fingerprint each circuit that came back."""
-    from workers.evaluation.sandbox import load_circuit, run_candidate
-
     from workers.evaluation.errors import EvaluationError
     from workers.evaluation.fingerprint import circuit_fingerprint
+    from workers.evaluation.sandbox import load_circuit, run_candidate
 
     box = run_candidate(code, sizes, config=sandbox_config)
     out = {}

@@ -8,6 +8,7 @@ eval rows (goals never straddle the split). The adapter, its tokenizer and confi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import pathlib
 from typing import Any
@@ -18,6 +19,7 @@ from .dataset_files import file_sha256, load_rows, read_meta
 from .errors import TrainingError
 from .sft_config import SFTSettings, cpu_adjustments
 
+log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINTS = "models/checkpoints"
 DEFAULT_TRAINER_DIR = "models/trainer"
 
@@ -108,13 +110,19 @@ def finish(reservation: Reservation, loaded: LoadedModel, config: dict[str, Any]
     loaded.tokenizer.save_pretrained(str(reservation.partial))
     write_config(reservation.partial, config)
     path = reservation.commit()
+    log.info("checkpoint %s written to %s", reservation.version, path)
     model_version_id = None
     if do_register:
         if engine is None:
             from db.session import make_engine
 
             engine = make_engine()
-        model_version_id = register(engine, path)
+        try:
+            model_version_id = register(engine, path)
+        except Exception as exc:  # the checkpoint is complete; only the store failed
+            raise TrainingError(f"checkpoint {path} is complete but registering it failed ({exc}); register it "
+                                f"later with `qmind train register {path}`") from exc
+        log.info("registered as model version %s", model_version_id)
     return TrainResult(str(path), reservation.version, config, model_version_id)
 
 
@@ -138,6 +146,9 @@ def train_sft(data: str | pathlib.Path, *, settings: SFTSettings = SFTSettings()
                                    load_in_4bit=settings.load_in_4bit, max_seq_length=settings.max_seq_length,
                                    adapter=adapter)
         from trl import SFTConfig, SFTTrainer
+
+        log.info("SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s", reservation.version,
+                 loaded.base_model, loaded.backend, loaded.device, len(train), len(evaluation), data)
 
         output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
         args = SFTConfig(**trl_sft_kwargs(settings, output_dir=output_dir, has_eval=len(evaluation) > 0,

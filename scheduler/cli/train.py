@@ -32,8 +32,28 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _quiet_stdout(as_json: bool):
-    """Under --json, everything the libraries print goes to stderr."""
+def _progress(as_json: bool):
+    """Progress lines (training.*) through rich on stderr; under --json, everything the libraries print goes to
+    stderr too."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from .common import err_console
+
+    logger = logging.getLogger("training")
+    handler = RichHandler(console=err_console, show_path=False)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with _redirect(as_json):
+            yield
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _redirect(as_json: bool):
     if as_json:
         with contextlib.redirect_stdout(sys.stderr):
             yield
@@ -134,7 +154,7 @@ def train_sft_cmd(
             logging_steps=logging_steps, seed=seed, dataloader_num_workers=dataloader_workers,
             assistant_only_loss=assistant_only_loss))
         engine = _engine(url, not no_register)
-        with _quiet_stdout(as_json):
+        with _progress(as_json):
             result = train_sft(data, settings=settings, adapter=adapter, checkpoints_root=checkpoints,
                                trainer_root=trainer_dir, final=final, engine=engine, do_register=not no_register)
     _report(result, as_json)
@@ -205,7 +225,7 @@ def train_grpo_cmd(
         config = EvaluationConfig.from_env()
         config = dataclasses.replace(config, **_given(bp_samples=bp_samples, restarts=restarts))
         engine = _engine(url, not no_register)
-        with _quiet_stdout(as_json):
+        with _progress(as_json):
             result = train_grpo(data, settings=settings, adapter=adapter, explicit_base=model is not None,
                                 checkpoints_root=checkpoints, trainer_root=trainer_dir, final=final, engine=engine,
                                 do_register=not no_register, evaluation_config=config)

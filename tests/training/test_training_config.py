@@ -67,7 +67,7 @@ def test_sft_defaults_match_the_numbers_written_in_the_seed_document():
             assert value == written, name
     for name in ("r", "lora_alpha", "lora_dropout", "random_state"):
         assert getattr(settings.lora, name) == pytest.approx(float(_seed_value(text, name))), name
-    modules = re.search(r"target_modules=\[(.*?)\]", text, re.S).group(1)
+    modules = re.search(r"target_modules=\[(.*?)\]", text, re.DOTALL).group(1)
     assert tuple(re.findall(r'"(\w+)"', modules)) == settings.lora.target_modules
     assert f'model_name="{settings.base_model}"' in text
 
