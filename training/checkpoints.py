@@ -1,10 +1,11 @@
-"""Checkpoints: ``models/checkpoints/quantum-mind-vN`` (next free N) or ``quantum-mind-final``, adapter only, each
-with the seed's ``config.yaml``, registered in the store as a model version.
+"""Checkpoints: ``models/checkpoints/quantum-mind-vN`` (next free N) or ``quantum-mind-final``, adapter only,
+each with the seed's ``config.yaml``, registered in the store as a model version.
 
-A checkpoint is written into a hidden ``.quantum-mind-vN.partial`` folder and renamed into place when complete, so
-a crashed run leaves no half-written checkpoint. Nothing is written into a checkpoint after it is registered: the
-store identifies an adapter by the sha256 of its folder's files (``workers.model_version.adapter_sha256``, the same
-function generation batches use), so the registered row and later generation batches name the same adapter.
+A checkpoint is written into a hidden ``.quantum-mind-vN.partial`` folder and renamed into place when
+complete, so a crashed run leaves no half-written checkpoint. Nothing is written into a checkpoint after it is
+registered: the store identifies an adapter by the sha256 of its folder's files
+(``workers.model_version.adapter_sha256``, the same function generation batches use), so the registered row
+and later generation batches name the same adapter.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ from .errors import TrainingError
 PREFIX = "quantum-mind"
 FINAL = f"{PREFIX}-final"
 CONFIG_FILE = "config.yaml"
-SEED_FIELDS = ("version", "base_model", "training_data", "num_examples", "epochs", "final_loss", "eval_accuracy",
-               "date")
+SEED_FIELDS = (
+    "version",
+    "base_model",
+    "training_data",
+    "num_examples",
+    "epochs",
+    "final_loss",
+    "eval_accuracy",
+    "date",
+)
 _VERSION_RE = re.compile(rf"^{PREFIX}-v(\d+)$")
 
 
@@ -76,8 +85,9 @@ def reserve(root: str | os.PathLike, *, final: bool = False) -> Reservation:
         try:
             path.mkdir()
         except FileExistsError:
-            raise TrainingError(f"{path} already exists; move it away first (the final checkpoint is never "
-                                f"overwritten)") from None
+            raise TrainingError(
+                f"{path} already exists; move it away first (the final checkpoint is never overwritten)"
+            ) from None
         return Reservation(path, "final", root / f".{FINAL}.partial")
     n = (existing_versions(root) or [0])[-1] + 1
     while True:
@@ -124,7 +134,8 @@ def model_version_name(config: dict[str, Any]) -> str:
 
 
 def register(engine, folder: str | os.PathLike) -> int:
-    """Store the checkpoint as a model version (base model, adapter path, adapter sha256, training config, training
+    """Store the checkpoint as a model version (base model, adapter path, adapter sha256, training config,
+    training
     metrics); idempotent. Returns the model-version id."""
     from db.session import session_scope
     from db.writes import upsert_model_version
@@ -132,13 +143,24 @@ def register(engine, folder: str | os.PathLike) -> int:
     folder = pathlib.Path(folder).resolve()
     config = read_config(folder)
     if not (folder / "adapter_config.json").is_file():
-        raise TrainingError(f"{folder} has no adapter_config.json; expected an adapter written by save_pretrained")
-    metrics = {k: config.get(k) for k in ("final_loss", "eval_loss", "eval_accuracy", "perplexity")
-               if config.get(k) is not None}
+        raise TrainingError(
+            f"{folder} has no adapter_config.json; expected an adapter written by save_pretrained"
+        )
+    metrics = {
+        k: config.get(k)
+        for k in ("final_loss", "eval_loss", "eval_accuracy", "perplexity")
+        if config.get(k) is not None
+    }
     with session_scope(engine) as session:
-        return upsert_model_version(session, name=model_version_name(config), base_model=str(config["base_model"]),
-                                    adapter_sha256=adapter_sha256(str(folder)), adapter_path=str(folder),
-                                    training_config=config, metrics={"training": metrics})
+        return upsert_model_version(
+            session,
+            name=model_version_name(config),
+            base_model=str(config["base_model"]),
+            adapter_sha256=adapter_sha256(str(folder)),
+            adapter_path=str(folder),
+            training_config=config,
+            metrics={"training": metrics},
+        )
 
 
 def promote(root: str | os.PathLike, source: str | os.PathLike) -> pathlib.Path:
@@ -148,8 +170,15 @@ def promote(root: str | os.PathLike, source: str | os.PathLike) -> pathlib.Path:
     reservation = reserve(root, final=True)
     try:
         shutil.copytree(source, reservation.partial)
-        write_config(reservation.partial, {**config, "version": "final", "promoted_from": str(source.resolve()),
-                                           "promoted_from_version": config.get("version")})
+        write_config(
+            reservation.partial,
+            {
+                **config,
+                "version": "final",
+                "promoted_from": str(source.resolve()),
+                "promoted_from_version": config.get("version"),
+            },
+        )
         return reservation.commit()
     except BaseException:
         reservation.abandon()

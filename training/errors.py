@@ -1,7 +1,7 @@
 """One error family for training: exports, trainers, checkpoints and model evaluation.
 
-Third-party failures (datasets, transformers, peft, TRL) are wrapped once with ``raise TrainingError(...) from exc``.
-Every message says what was wrong and what was expected.
+Third-party failures (datasets, transformers, peft, TRL) are wrapped once with ``raise TrainingError(...) from
+exc``. Every message says what was wrong and what was expected.
 """
 
 

@@ -1,10 +1,10 @@
 """The evaluation cascade on many completions at once, for GRPO rewards and model evaluation.
 
-Each completion's code is extracted (``workers.generation.extract``; nothing is executed in this process), then the
-cascade (``workers.evaluation.cascade.evaluate_code``: sandbox, verification, barren-plateau check, VQE, rewards)
-judges it against its goal, rebuilt with ``Goal.from_spec``. Distinct (code, goal) pairs run in parallel in a pool
-of spawned processes bounded by the machine's cores; repeated pairs (common in a GRPO group) are judged once and
-cached for the life of the pool.
+Each completion's code is extracted (``workers.generation.extract``; nothing is executed in this process),
+then the cascade (``workers.evaluation.cascade.evaluate_code``: sandbox, verification, barren-plateau check,
+VQE, rewards) judges it against its goal, rebuilt with ``Goal.from_spec``. Distinct (code, goal) pairs run in
+parallel in a pool of spawned processes bounded by the machine's cores; repeated pairs (common in a GRPO
+group) are judged once and cached for the life of the pool.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class Verdict:
     """What the cascade said about one completion, reduced to what training needs."""
 
     status: str
-    """The cascade's status, ``no-code`` when nothing could be extracted, ``failed`` when the cascade itself broke."""
+    """The cascade's status, ``no-code`` when nothing could be extracted, ``failed`` when the cascade itself
+    broke."""
     stage: str = ""
     errors: tuple[str, ...] = ()
     code_sha256: str | None = None
@@ -76,18 +77,29 @@ def judge(code: str, goal_spec: str, seed: int, config) -> Verdict:
     try:
         goal = Goal.from_spec(json.loads(goal_spec))
         result = evaluate_code(code, goal, seed=seed, config=config)
-    except Exception as exc:  # the cascade judges code; an exception here is a bug or a bad goal, not a verdict
+    except (
+        Exception
+    ) as exc:  # the cascade judges code; an exception here is a bug or a bad goal, not a verdict
         return Verdict("failed", "pool", (f"the evaluation core raised {type(exc).__name__}: {exc}",), sha)
-    built = result.stage != "sandbox"  # every sandbox failure (and an unreadable circuit) stops at stage "sandbox"
+    built = (
+        result.stage != "sandbox"
+    )  # every sandbox failure (and an unreadable circuit) stops at stage "sandbox"
     verified = bool(result.verification is not None and result.verification.ok)
     bp = result.bp.has_barren_plateau if result.bp is not None else None
     reward = result.reward
-    return Verdict(status=result.status, stage=result.stage, errors=tuple(result.errors), code_sha256=sha,
-                   built=built, verified=verified, has_barren_plateau=bp,
-                   vqe_error=result.vqe.error if result.vqe is not None else None,
-                   seed_reward=float(reward.seed_reward) if reward is not None else 0.0,
-                   shaped_reward=float(reward.shaped_reward) if reward is not None else 0.0,
-                   fingerprint=result.fingerprint)
+    return Verdict(
+        status=result.status,
+        stage=result.stage,
+        errors=tuple(result.errors),
+        code_sha256=sha,
+        built=built,
+        verified=verified,
+        has_barren_plateau=bp,
+        vqe_error=result.vqe.error if result.vqe is not None else None,
+        seed_reward=float(reward.seed_reward) if reward is not None else 0.0,
+        shaped_reward=float(reward.shaped_reward) if reward is not None else 0.0,
+        fingerprint=result.fingerprint,
+    )
 
 
 def default_workers() -> int:
@@ -95,7 +107,8 @@ def default_workers() -> int:
 
 
 class EvaluationPool:
-    """Judges (completion, goal spec) pairs in parallel; see the module docstring. Use as a context manager."""
+    """Judges (completion, goal spec) pairs in parallel; see the module docstring. Use as a context
+    manager."""
 
     def __init__(self, *, workers: int | None = None, seed: int = 0, config=None) -> None:
         from workers.evaluation.cascade import EvaluationConfig
@@ -108,8 +121,9 @@ class EvaluationPool:
 
     def _pool(self) -> cf.ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = cf.ProcessPoolExecutor(max_workers=self.workers,
-                                                    mp_context=multiprocessing.get_context("spawn"))
+            self._executor = cf.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
         return self._executor
 
     def judge_codes(self, items: Sequence[tuple[str | None, str]]) -> list[Verdict]:
@@ -120,7 +134,10 @@ class EvaluationPool:
             if code is None:
                 keys.append(None)
                 continue
-            key = (hashlib.sha256(code.encode("utf-8")).hexdigest(), hashlib.sha256(spec.encode()).hexdigest())
+            key = (
+                hashlib.sha256(code.encode("utf-8")).hexdigest(),
+                hashlib.sha256(spec.encode()).hexdigest(),
+            )
             keys.append(key)
             if key not in self._cache:
                 todo[key] = (code, spec)
@@ -129,26 +146,35 @@ class EvaluationPool:
                 for key, (code, spec) in todo.items():
                     self._cache[key] = judge(code, spec, self.seed, self.config)
             else:
-                futures = {key: self._pool().submit(judge, code, spec, self.seed, self.config)
-                           for key, (code, spec) in todo.items()}
+                futures = {
+                    key: self._pool().submit(judge, code, spec, self.seed, self.config)
+                    for key, (code, spec) in todo.items()
+                }
                 for key, future in futures.items():
                     try:
                         self._cache[key] = future.result()
-                    except Exception as exc:  # a worker died (killed, out of memory): not the candidate's verdict
+                    except (
+                        Exception
+                    ) as exc:  # a worker died (killed, out of memory): not the candidate's verdict
                         self._cache[key] = Verdict("failed", "pool", (f"evaluation worker failed: {exc!r}",))
         return [self._cache[k] if k is not None else None for k in keys]  # type: ignore[misc]
 
     def judge_completions(self, completions: Sequence[Any], goal_specs: Sequence[str]) -> list[Verdict]:
         """Extract code from each completion and judge it on its goal; no code -> status ``no-code``."""
         if len(completions) != len(goal_specs):
-            raise ValueError(f"{len(completions)} completions but {len(goal_specs)} goal specs; expected one each")
+            raise ValueError(
+                f"{len(completions)} completions but {len(goal_specs)} goal specs; expected one each"
+            )
         extractions = [extract_code(completion_text(c)) for c in completions]
         verdicts = self.judge_codes([(e.code, spec) for e, spec in zip(extractions, goal_specs)])
-        return [v if v is not None else Verdict("no-code", "extract", (e.error or "no code",))
-                for v, e in zip(verdicts, extractions)]
+        return [
+            v if v is not None else Verdict("no-code", "extract", (e.error or "no code",))
+            for v, e in zip(verdicts, extractions)
+        ]
 
     def map(self, fn, items: Sequence[tuple], *, on_error: Any = None) -> list[Any]:
-        """``fn(*item)`` for each item on the pool (module-level ``fn``); a worker failure gives ``on_error``."""
+        """``fn(*item)`` for each item on the pool (module-level ``fn``); a worker failure gives
+        ``on_error``."""
         if self.workers == 0 or (len(items) <= 1 and self._executor is None):
             out = []
             for item in items:

@@ -1,19 +1,20 @@
-"""``qmind eval-model``: the seed's post-training validation, measured through the sandboxed evaluation cascade.
+"""``qmind eval-model``: the seed's post-training validation, measured through the sandboxed evaluation
+cascade.
 
 For ``prompts`` prompts on held-out goals (round-robin), the generator writes completions; each is judged:
 
-- syntax validity: code was extracted and *executes in the sandbox*, returning a circuit (the seed's sketch calls
-  ``exec(code)`` in-process; generated code is hostile and never runs outside the sandbox here);
+- syntax validity: code was extracted and *executes in the sandbox*, returning a circuit (the seed's sketch
+  calls ``exec(code)`` in-process; generated code is hostile and never runs outside the sandbox here);
 - verification pass: the circuit passes verification (width, parameters, allowed gates, depth);
 - barren-plateau free: verified and not flagged by the gradient-variance check;
 - novel patterns: verified, and its circuit structure is absent from the training data: its code hash is not a
   training completion's, and its circuit fingerprint (``workers.evaluation.fingerprint``; renaming- and
-  order-invariant) differs from every training circuit's at every qubit count the training data has. The program is
-  rebuilt in the sandbox at those sizes, so a held-out goal of another size is compared fairly.
+  order-invariant) differs from every training circuit's at every qubit count the training data has. The
+  program is rebuilt in the sandbox at those sizes, so a held-out goal of another size is compared fairly.
 
-All four rates share one denominator, the number of completions (as the seed's ``evaluate_model`` divides by the
-number of prompts). Targets: > 95 %, > 80 %, > 60 %, > 20 %; training-loss targets (train < 0.5, eval < 0.6,
-perplexity < 5.0) are read from the checkpoint's config.yaml when there is one.
+All four rates share one denominator, the number of completions (as the seed's ``evaluate_model`` divides by
+the number of prompts). Targets: > 95 %, > 80 %, > 60 %, > 20 %; training-loss targets (train < 0.5, eval <
+0.6, perplexity < 5.0) are read from the checkpoint's config.yaml when there is one.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ from workers.evaluation.goals import Goal
 from .errors import TrainingError
 from .evaluate_pool import EvaluationPool, Verdict
 
-RATE_TARGETS: dict[str, float] = {"syntax_valid": 0.95, "verification_pass": 0.80, "bp_free": 0.60,
-                                  "novel_patterns": 0.20}
+RATE_TARGETS: dict[str, float] = {
+    "syntax_valid": 0.95,
+    "verification_pass": 0.80,
+    "bp_free": 0.60,
+    "novel_patterns": 0.20,
+}
 LOSS_TARGETS: dict[str, float] = {"train_loss": 0.5, "eval_loss": 0.6, "perplexity": 5.0}
 DEFAULT_HELD_OUT = ("tfim-4", "tfim-6", "heisenberg-4", "heisenberg-6", "xxz-6", "xy-6", "tfim-open-6", "h2")
 
@@ -58,7 +63,9 @@ class Reference:
 
         meta = read_meta(path)
         if meta.get("kind") != "sft":
-            raise TrainingError(f"{path} is a '{meta.get('kind')}' export; novelty is measured against an SFT export")
+            raise TrainingError(
+                f"{path} is a '{meta.get('kind')}' export; novelty is measured against an SFT export"
+            )
         rows = load_rows(path)
         hashes, prints = set(), {}
         for r in rows:
@@ -68,12 +75,18 @@ class Reference:
             if r.get("circuit_fingerprint"):
                 prints.setdefault(int(r["num_qubits"]), set()).add(r["circuit_fingerprint"])
         split = meta.get("split") or {}
-        return cls(str(path), frozenset(hashes), {n: frozenset(v) for n, v in prints.items()},
-                   tuple(split.get("train_goals") or ()), tuple(split.get("eval_goals") or ()))
+        return cls(
+            str(path),
+            frozenset(hashes),
+            {n: frozenset(v) for n, v in prints.items()},
+            tuple(split.get("train_goals") or ()),
+            tuple(split.get("eval_goals") or ()),
+        )
 
 
 def training_data_of(adapter: str | None) -> str | None:
-    """The SFT export an adapter descends from: its config.yaml's data, or its parent's (a GRPO checkpoint)."""
+    """The SFT export an adapter descends from: its config.yaml's data, or its parent's (a GRPO
+    checkpoint)."""
     from .checkpoints import read_config
 
     seen = set()
@@ -116,7 +129,9 @@ def _fingerprints_at(code: str, sizes: list[int], sandbox_config) -> dict[int, s
     return out
 
 
-def is_novel(verdict: Verdict, code: str, goal: Goal, reference: Reference, fingerprints: dict[int, str]) -> bool:
+def is_novel(
+    verdict: Verdict, code: str, goal: Goal, reference: Reference, fingerprints: dict[int, str]
+) -> bool:
     if hashlib.sha256(code.encode()).hexdigest() in reference.code_hashes:
         return False
     seen = dict(fingerprints)
@@ -158,73 +173,134 @@ class ModelEvaluation:
 
 
 def store_evaluation(engine, evaluation: ModelEvaluation) -> int:
-    """Merge the evaluation into its model version's metrics (key ``eval_model``); returns the version's id."""
+    """Merge the evaluation into its model version's metrics (key ``eval_model``); returns the version's
+    id."""
     from db.session import session_scope
     from db.writes import upsert_model_version
     from workers.model_version import model_version_fields
 
     with session_scope(engine) as session:
-        return upsert_model_version(session, **model_version_fields(evaluation.identity),
-                                    metrics={"eval_model": evaluation.summary()})
+        return upsert_model_version(
+            session, **model_version_fields(evaluation.identity), metrics={"eval_model": evaluation.summary()}
+        )
 
 
 def _targets(rates: dict, losses: dict) -> dict:
-    out = {k: {"value": rates.get(k), "target": f"> {v:.0%}", "met": None if rates.get(k) is None
-               else rates[k] > v} for k, v in RATE_TARGETS.items()}
+    out = {
+        k: {
+            "value": rates.get(k),
+            "target": f"> {v:.0%}",
+            "met": None if rates.get(k) is None else rates[k] > v,
+        }
+        for k, v in RATE_TARGETS.items()
+    }
     for k, v in LOSS_TARGETS.items():
         value = losses.get(k)
         out[k] = {"value": value, "target": f"< {v:g}", "met": None if value is None else value < v}
     return out
 
 
-def evaluate_model(generator, goals: Sequence[Goal], *, prompts: int, seed: int = 0, pool: EvaluationPool,
-                   reference: Reference | None = None, losses: dict | None = None, model: str | None = None,
-                   adapter: str | None = None) -> ModelEvaluation:
-    """Generate ``prompts`` prompts' completions on ``goals`` with ``generator`` and measure the seed's rates."""
+def evaluate_model(
+    generator,
+    goals: Sequence[Goal],
+    *,
+    prompts: int,
+    seed: int = 0,
+    pool: EvaluationPool,
+    reference: Reference | None = None,
+    losses: dict | None = None,
+    model: str | None = None,
+    adapter: str | None = None,
+) -> ModelEvaluation:
+    """Generate ``prompts`` prompts' completions on ``goals`` with ``generator`` and measure the seed's
+    rates."""
     from workers.generation.base import PromptRequest
 
     if prompts < 1 or not goals:
-        raise TrainingError(f"need at least one prompt and one goal, got {prompts} prompts and {len(goals)} goals")
+        raise TrainingError(
+            f"need at least one prompt and one goal, got {prompts} prompts and {len(goals)} goals"
+        )
     start = time.perf_counter()
-    requests = [PromptRequest(goal=goals[i % len(goals)], memory_context="", seed=seed + i) for i in range(prompts)]
+    requests = [
+        PromptRequest(goal=goals[i % len(goals)], memory_context="", seed=seed + i) for i in range(prompts)
+    ]
     batches = generator.generate(requests)
     identity = {"generator": batches[0].generator, "model": batches[0].model, "adapter": batches[0].adapter}
     rows = [(req.goal, cand) for req, batch in zip(requests, batches) for cand in batch.candidates]
     verdicts = pool.judge_codes([(c.code, _spec(g)) for g, c in rows])
-    verdicts = [v if v is not None else Verdict("no-code", "extract", (c.extraction_error or "no code",))
-                for v, (_, c) in zip(verdicts, rows)]
+    verdicts = [
+        v if v is not None else Verdict("no-code", "extract", (c.extraction_error or "no code",))
+        for v, (_, c) in zip(verdicts, rows)
+    ]
     novel = [False] * len(rows)
     if reference is not None:
         codes = sorted({c.code for (_, c), v in zip(rows, verdicts) if v.verified})
-        prints = dict(zip(codes, pool.map(_fingerprints_at, [(code, reference.sizes, pool.config.sandbox)
-                                                              for code in codes], on_error=None)))
-        novel = [bool(v.verified and prints[c.code] is not None  # a failed rebuild counts as not novel
-                      and is_novel(v, c.code, g, reference, prints[c.code]))
-                 for (g, c), v in zip(rows, verdicts)]
+        prints = dict(
+            zip(
+                codes,
+                pool.map(
+                    _fingerprints_at,
+                    [(code, reference.sizes, pool.config.sandbox) for code in codes],
+                    on_error=None,
+                ),
+            )
+        )
+        novel = [
+            bool(
+                v.verified
+                and prints[c.code] is not None  # a failed rebuild counts as not novel
+                and is_novel(v, c.code, g, reference, prints[c.code])
+            )
+            for (g, c), v in zip(rows, verdicts)
+        ]
     n = len(rows)
-    counts = {"syntax_valid": sum(v.built for v in verdicts), "verification_pass": sum(v.verified for v in verdicts),
-              "bp_free": sum(v.verified and v.has_barren_plateau is False for v in verdicts),
-              "novel_patterns": sum(novel) if reference is not None else None,
-              "no_code": sum(v.status == "no-code" for v in verdicts), "statuses": {}}
+    counts = {
+        "syntax_valid": sum(v.built for v in verdicts),
+        "verification_pass": sum(v.verified for v in verdicts),
+        "bp_free": sum(v.verified and v.has_barren_plateau is False for v in verdicts),
+        "novel_patterns": sum(novel) if reference is not None else None,
+        "no_code": sum(v.status == "no-code" for v in verdicts),
+        "statuses": {},
+    }
     for v in verdicts:
         counts["statuses"][v.status] = counts["statuses"].get(v.status, 0) + 1
     rates = {k: (counts[k] / n if counts[k] is not None else None) for k in RATE_TARGETS}
     per_goal: dict[str, dict] = {}
     for (g, _), v in zip(rows, verdicts):
-        entry = per_goal.setdefault(g.name, {"completions": 0, "syntax_valid": 0, "verification_pass": 0,
-                                             "bp_free": 0})
+        entry = per_goal.setdefault(
+            g.name, {"completions": 0, "syntax_valid": 0, "verification_pass": 0, "bp_free": 0}
+        )
         entry["completions"] += 1
         entry["syntax_valid"] += v.built
         entry["verification_pass"] += v.verified
         entry["bp_free"] += v.verified and v.has_barren_plateau is False
-    samples = tuple({"goal": g.name, "temperature": c.temperature, "status": v.status, "code_sha256": v.code_sha256,
-                     "error": v.errors[0] if v.errors else None, "novel": nv}
-                    for (g, c), v, nv in zip(rows, verdicts, novel))
-    return ModelEvaluation(generator=getattr(generator, "name", "?"), model=model, adapter=adapter,
-                           goals=tuple(g.name for g in goals), completions=n, counts=counts, rates=rates,
-                           targets=_targets(rates, losses or {}), reference=reference.source if reference else None,
-                           seconds=round(time.perf_counter() - start, 3), per_goal=per_goal, samples=samples,
-                           identity=identity, date=_now())
+    samples = tuple(
+        {
+            "goal": g.name,
+            "temperature": c.temperature,
+            "status": v.status,
+            "code_sha256": v.code_sha256,
+            "error": v.errors[0] if v.errors else None,
+            "novel": nv,
+        }
+        for (g, c), v, nv in zip(rows, verdicts, novel)
+    )
+    return ModelEvaluation(
+        generator=getattr(generator, "name", "?"),
+        model=model,
+        adapter=adapter,
+        goals=tuple(g.name for g in goals),
+        completions=n,
+        counts=counts,
+        rates=rates,
+        targets=_targets(rates, losses or {}),
+        reference=reference.source if reference else None,
+        seconds=round(time.perf_counter() - start, 3),
+        per_goal=per_goal,
+        samples=samples,
+        identity=identity,
+        date=_now(),
+    )
 
 
 def _now() -> str:
@@ -246,6 +322,9 @@ def losses_from_checkpoint(adapter: str | None) -> dict[str, float]:
     if not adapter or not (pathlib.Path(adapter) / "config.yaml").is_file():
         return {}
     config = read_config(adapter)
-    out = {"train_loss": config.get("final_loss"), "eval_loss": config.get("eval_loss"),
-           "perplexity": config.get("perplexity")}
+    out = {
+        "train_loss": config.get("final_loss"),
+        "eval_loss": config.get("eval_loss"),
+        "perplexity": config.get("perplexity"),
+    }
     return {k: float(v) for k, v in out.items() if v is not None}

@@ -1,8 +1,10 @@
-"""``qmind train sft``: supervised fine-tuning on a ``qmind export sft`` file with the seed's QLoRA configuration.
+"""``qmind train sft``: supervised fine-tuning on a ``qmind export sft`` file with the seed's QLoRA
+configuration.
 
-The trainer is TRL's SFTTrainer on the conversational ``messages`` column; the ``split`` column separates train and
-eval rows (goals never straddle the split). The adapter, its tokenizer and config.yaml go to the next free
-``models/checkpoints/quantum-mind-vN``; trainer checkpoints (every ``save_steps``) go to ``models/trainer/...``.
+The trainer is TRL's SFTTrainer on the conversational ``messages`` column; the ``split`` column separates
+train and eval rows (goals never straddle the split). The adapter, its tokenizer and config.yaml go to the
+next free ``models/checkpoints/quantum-mind-vN``; trainer checkpoints (every ``save_steps``) go to
+``models/trainer/...``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def load_training_data(path: str | pathlib.Path, *, kind: str):
     """(dataset, meta) of an export of ``kind``, refusing other kinds and edited files."""
     meta = read_meta(path)
     if meta.get("kind") != kind:
-        raise TrainingError(f"{path} is a '{meta.get('kind')}' export; this trainer needs `qmind export {kind}`")
+        raise TrainingError(
+            f"{path} is a '{meta.get('kind')}' export; this trainer needs `qmind export {kind}`"
+        )
     return load_rows(path), meta
 
 
@@ -60,17 +64,36 @@ def trl_sft_kwargs(settings: SFTSettings, *, output_dir: str, has_eval: bool, on
     """SFTConfig keyword arguments (TRL 1.x names: ``max_length`` replaced ``max_seq_length``)."""
     s = dataclasses.replace(settings, **cpu_adjustments(settings)) if on_cpu else settings
     return dict(
-        output_dir=output_dir, per_device_train_batch_size=s.per_device_train_batch_size,
+        output_dir=output_dir,
+        per_device_train_batch_size=s.per_device_train_batch_size,
         per_device_eval_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=s.learning_rate,
-        lr_scheduler_type=s.lr_scheduler_type, **warmup_kwargs(s.warmup_ratio), num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps, bf16=s.bf16, fp16=s.fp16, optim=s.optim, weight_decay=s.weight_decay,
-        max_grad_norm=s.max_grad_norm, logging_steps=s.logging_steps, save_steps=s.save_steps,
-        save_total_limit=s.save_total_limit, eval_strategy=s.eval_strategy if has_eval else "no",
-        eval_steps=s.eval_steps, seed=s.seed, data_seed=s.seed, dataloader_num_workers=s.dataloader_num_workers,
-        max_length=s.max_seq_length, packing=s.packing, assistant_only_loss=s.assistant_only_loss,
-        **checkpointing_kwargs(s.lora.use_gradient_checkpointing), report_to="none", use_cpu=on_cpu,
-        save_strategy="steps", logging_first_step=True,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type=s.lr_scheduler_type,
+        **warmup_kwargs(s.warmup_ratio),
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        bf16=s.bf16,
+        fp16=s.fp16,
+        optim=s.optim,
+        weight_decay=s.weight_decay,
+        max_grad_norm=s.max_grad_norm,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        eval_strategy=s.eval_strategy if has_eval else "no",
+        eval_steps=s.eval_steps,
+        seed=s.seed,
+        data_seed=s.seed,
+        dataloader_num_workers=s.dataloader_num_workers,
+        max_length=s.max_seq_length,
+        packing=s.packing,
+        assistant_only_loss=s.assistant_only_loss,
+        **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
+        report_to="none",
+        use_cpu=on_cpu,
+        save_strategy="steps",
+        logging_first_step=True,
     )
 
 
@@ -81,13 +104,15 @@ def _training_argument_names() -> set[str]:
 
 
 def checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
-    """Gradient checkpointing under the name this transformers uses (5.2x renamed it activation_checkpointing)."""
+    """Gradient checkpointing under the name this transformers uses (5.2x renamed it
+    activation_checkpointing)."""
     prefix = "activation" if "activation_checkpointing" in _training_argument_names() else "gradient"
     return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
 def warmup_kwargs(ratio: float) -> dict[str, float]:
-    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float below 1 is a ratio); 4.x has both."""
+    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float below 1 is a ratio); 4.x has
+    both."""
     if "warmup_ratio" in _training_argument_names():
         return {"warmup_ratio": ratio}
     if not 0 <= ratio < 1:
@@ -99,11 +124,22 @@ def effective_settings(settings: SFTSettings, loaded: LoadedModel) -> dict[str, 
     changes = dict(loaded.adjustments)
     if loaded.device == "cpu":
         changes.update(cpu_adjustments(settings))
-    return {**settings.to_dict(), "backend": loaded.backend, "device": loaded.device, "changed_for_backend": changes}
+    return {
+        **settings.to_dict(),
+        "backend": loaded.backend,
+        "device": loaded.device,
+        "changed_for_backend": changes,
+    }
 
 
-def finish(reservation: Reservation, loaded: LoadedModel, config: dict[str, Any], *, engine=None,
-           do_register: bool = True) -> TrainResult:
+def finish(
+    reservation: Reservation,
+    loaded: LoadedModel,
+    config: dict[str, Any],
+    *,
+    engine=None,
+    do_register: bool = True,
+) -> TrainResult:
     """Save adapter + tokenizer + config.yaml, move the checkpoint into place, register it."""
     reservation.partial.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(str(reservation.partial))  # adapter weights only
@@ -120,16 +156,25 @@ def finish(reservation: Reservation, loaded: LoadedModel, config: dict[str, Any]
         try:
             model_version_id = register(engine, path)
         except Exception as exc:  # the checkpoint is complete; only the store failed
-            raise TrainingError(f"checkpoint {path} is complete but registering it failed ({exc}); register it "
-                                f"later with `qmind train register {path}`") from exc
+            raise TrainingError(
+                f"checkpoint {path} is complete but registering it failed ({exc}); register it "
+                f"later with `qmind train register {path}`"
+            ) from exc
         log.info("registered as model version %s", model_version_id)
     return TrainResult(str(path), reservation.version, config, model_version_id)
 
 
-def train_sft(data: str | pathlib.Path, *, settings: SFTSettings = SFTSettings(), adapter: str | None = None,
-              checkpoints_root: str | pathlib.Path = DEFAULT_CHECKPOINTS,
-              trainer_root: str | pathlib.Path = DEFAULT_TRAINER_DIR, final: bool = False, engine=None,
-              do_register: bool = True) -> TrainResult:
+def train_sft(
+    data: str | pathlib.Path,
+    *,
+    settings: SFTSettings = SFTSettings(),
+    adapter: str | None = None,
+    checkpoints_root: str | pathlib.Path = DEFAULT_CHECKPOINTS,
+    trainer_root: str | pathlib.Path = DEFAULT_TRAINER_DIR,
+    final: bool = False,
+    engine=None,
+    do_register: bool = True,
+) -> TrainResult:
     """Train an adapter on an SFT export and write a registered checkpoint (see the module docstring)."""
     dataset, meta = load_training_data(data, kind="sft")
     for column in ("messages", "split"):
@@ -142,35 +187,65 @@ def train_sft(data: str | pathlib.Path, *, settings: SFTSettings = SFTSettings()
     backend = choose_backend(settings.backend, load_in_4bit=settings.load_in_4bit, adapter=adapter)
     reservation = reserve(checkpoints_root, final=final)
     try:
-        loaded = load_for_training(settings.base_model, settings.lora, backend=backend,
-                                   load_in_4bit=settings.load_in_4bit, max_seq_length=settings.max_seq_length,
-                                   adapter=adapter)
+        loaded = load_for_training(
+            settings.base_model,
+            settings.lora,
+            backend=backend,
+            load_in_4bit=settings.load_in_4bit,
+            max_seq_length=settings.max_seq_length,
+            adapter=adapter,
+        )
         from trl import SFTConfig, SFTTrainer
 
-        log.info("SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s", reservation.version,
-                 loaded.base_model, loaded.backend, loaded.device, len(train), len(evaluation), data)
+        log.info(
+            "SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s",
+            reservation.version,
+            loaded.base_model,
+            loaded.backend,
+            loaded.device,
+            len(train),
+            len(evaluation),
+            data,
+        )
 
         output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
-        args = SFTConfig(**trl_sft_kwargs(settings, output_dir=output_dir, has_eval=len(evaluation) > 0,
-                                          on_cpu=loaded.device == "cpu"))
-        trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=train,
-                             eval_dataset=evaluation if len(evaluation) else None, processing_class=loaded.tokenizer)
+        args = SFTConfig(
+            **trl_sft_kwargs(
+                settings, output_dir=output_dir, has_eval=len(evaluation) > 0, on_cpu=loaded.device == "cpu"
+            )
+        )
+        trainer = SFTTrainer(
+            model=loaded.model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=evaluation if len(evaluation) else None,
+            processing_class=loaded.tokenizer,
+        )
         output = trainer.train()
         history = list(trainer.state.log_history)
         eval_metrics = trainer.evaluate() if len(evaluation) else {}
         history.append(eval_metrics)
         eval_loss = last_logged(history, "eval_loss")
         config = {
-            "version": reservation.version, "base_model": loaded.base_model,
-            "training_data": data_record(data, meta), "num_examples": len(train), "epochs": settings.num_train_epochs,
+            "version": reservation.version,
+            "base_model": loaded.base_model,
+            "training_data": data_record(data, meta),
+            "num_examples": len(train),
+            "epochs": settings.num_train_epochs,
             "final_loss": last_logged(trainer.state.log_history, "loss") or float(output.training_loss),
-            "eval_accuracy": last_logged(history, "eval_mean_token_accuracy"), "date": today(),
-            "method": "sft", "eval_loss": eval_loss, "num_eval_examples": len(evaluation),
+            "eval_accuracy": last_logged(history, "eval_mean_token_accuracy"),
+            "date": today(),
+            "method": "sft",
+            "eval_loss": eval_loss,
+            "num_eval_examples": len(evaluation),
             "perplexity": math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None,
-            "mean_train_loss": float(output.training_loss), "steps": int(trainer.state.global_step),
-            "epochs_completed": float(trainer.state.epoch or 0.0), "parent_adapter": loaded.adjustments.get(
-                "continued_from"), "training_config": effective_settings(settings, loaded),
-            "trainer_dir": str(pathlib.Path(output_dir).resolve()), "versions": library_versions(),
+            "mean_train_loss": float(output.training_loss),
+            "steps": int(trainer.state.global_step),
+            "epochs_completed": float(trainer.state.epoch or 0.0),
+            "parent_adapter": loaded.adjustments.get("continued_from"),
+            "training_config": effective_settings(settings, loaded),
+            "trainer_dir": str(pathlib.Path(output_dir).resolve()),
+            "versions": library_versions(),
         }
         return finish(reservation, loaded, config, engine=engine, do_register=do_register)
     except BaseException:

@@ -3,11 +3,11 @@
 Every default is the seed's number; ``tests/training/test_sft_config.py`` compares them with the document. The
 command line overrides fields one by one (``qmind train sft --learning-rate ...``); nothing else changes them.
 
-Backends (``backend``): ``unsloth`` (the seed's FastLanguageModel, 4-bit, when importable on CUDA), ``peft-4bit``
-(transformers + bitsandbytes NF4 + peft on CUDA), ``peft`` (plain-precision LoRA: bf16 on CUDA, float32 on CPU) and
-``auto`` (the first of these that the machine can run). On CPU the precision and optimizer fields cannot be the
-seed's (no bf16 matmuls worth having, no 8-bit optimizer): ``cpu_adjustments`` says what changes there, and the
-checkpoint's config.yaml records the values actually used.
+Backends (``backend``): ``unsloth`` (the seed's FastLanguageModel, 4-bit, when importable on CUDA),
+``peft-4bit`` (transformers + bitsandbytes NF4 + peft on CUDA), ``peft`` (plain-precision LoRA: bf16 on CUDA,
+float32 on CPU) and ``auto`` (the first of these that the machine can run). On CPU the precision and optimizer
+fields cannot be the seed's (no bf16 matmuls worth having, no 8-bit optimizer): ``cpu_adjustments`` says what
+changes there, and the checkpoint's config.yaml records the values actually used.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import dataclasses
 from typing import Any
 
 SEED_BASE_MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
-SEED_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+SEED_TARGET_MODULES: tuple[str, ...] = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
 BACKENDS = ("auto", "unsloth", "peft-4bit", "peft")
 
 
@@ -33,8 +41,9 @@ class LoraSettings:
     lora_dropout: float = _f(0.05, "Dropout on the LoRA input.")
     target_modules: tuple[str, ...] = _f(SEED_TARGET_MODULES, "Projections the adapter attaches to.")
     bias: str = _f("none", "Which biases train: none.")
-    use_gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass (unsloth's own "
-                                                "variant under unsloth).")
+    use_gradient_checkpointing: bool = _f(
+        True, "Recompute activations in the backward pass (unsloth's own variant under unsloth)."
+    )
     random_state: int = _f(42, "Seed of the adapter's initialisation.")
 
 
@@ -42,13 +51,19 @@ class LoraSettings:
 class SFTSettings:
     """Model, data loading and TrainingArguments of the seed's SFT run."""
 
-    base_model: str = _f(SEED_BASE_MODEL, "Base model: a model-table name, Hugging Face id or local directory.")
+    base_model: str = _f(
+        SEED_BASE_MODEL, "Base model: a model-table name, Hugging Face id or local directory."
+    )
     max_seq_length: int = _f(2048, "Longest training sequence in tokens (TRL 1.x: SFTConfig.max_length).")
     load_in_4bit: bool = _f(True, "Quantise the frozen base to 4-bit NF4 (QLoRA) on CUDA.")
-    backend: str = _f("auto", "unsloth, peft-4bit, peft or auto (unsloth > peft-4bit > peft, by what is present).")
+    backend: str = _f(
+        "auto", "unsloth, peft-4bit, peft or auto (unsloth > peft-4bit > peft, by what is present)."
+    )
     lora: LoraSettings = _f(LoraSettings(), "The LoRA adapter settings.")
     per_device_train_batch_size: int = _f(2, "Sequences per device per micro-batch.")
-    gradient_accumulation_steps: int = _f(8, "Micro-batches per optimizer step (effective batch 16 on one GPU).")
+    gradient_accumulation_steps: int = _f(
+        8, "Micro-batches per optimizer step (effective batch 16 on one GPU)."
+    )
     learning_rate: float = _f(2e-4, "Peak learning rate.")
     lr_scheduler_type: str = _f("cosine", "Learning-rate schedule after warm-up.")
     warmup_ratio: float = _f(0.1, "Fraction of the steps spent warming up.")
@@ -67,8 +82,10 @@ class SFTSettings:
     seed: int = _f(42, "Seed of the trainer (data order, dropout).")
     dataloader_num_workers: int = _f(4, "Data-loading worker processes.")
     packing: bool = _f(True, "Pack short sequences into max_seq_length blocks (TRL's best-fit decreasing).")
-    assistant_only_loss: bool = _f(False, "Loss on the assistant turn only (the seed does not say; TRL's default "
-                                          "is the whole conversation).")
+    assistant_only_loss: bool = _f(
+        False,
+        "Loss on the assistant turn only (the seed does not say; TRL's default is the whole conversation).",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -83,7 +100,8 @@ class SFTSettings:
 
 
 def cpu_adjustments(settings: SFTSettings) -> dict[str, Any]:
-    """The fields a CPU run cannot keep, and what it uses instead (float32 weights, torch's AdamW, no 4-bit)."""
+    """The fields a CPU run cannot keep, and what it uses instead (float32 weights, torch's AdamW, no
+    4-bit)."""
     changes: dict[str, Any] = {}
     if settings.bf16 or settings.fp16:
         changes.update(bf16=False, fp16=False)

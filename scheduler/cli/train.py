@@ -1,8 +1,8 @@
 """``qmind train sft|grpo|register`` and ``qmind eval-model``.
 
-Every training flag defaults to "not given": the settings dataclasses (training/sft_config.py, grpo_config.py) hold
-the seed's values, and a flag changes one field. With ``--json`` the trainers' progress goes to stderr and stdout
-carries exactly one JSON object.
+Every training flag defaults to "not given": the settings dataclasses (training/sft_config.py, grpo_config.py)
+hold the seed's values, and a flag changes one field. With ``--json`` the trainers' progress goes to stderr
+and stdout carries exactly one JSON object.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from . import app
 from .common import console, print_json
 from .export import split_list, training_errors
 
-train_app = typer.Typer(help="Fine-tune the generator: SFT (QLoRA), GRPO, checkpoint registration.",
-                        no_args_is_help=True)
+train_app = typer.Typer(
+    help="Fine-tune the generator: SFT (QLoRA), GRPO, checkpoint registration.", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 
 CKPT_HELP = "Folder of the quantum-mind-vN checkpoints."
@@ -33,7 +34,8 @@ def _given(**values: Any) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _progress(as_json: bool):
-    """Progress lines (training.*) through rich on stderr; under --json, everything the libraries print goes to
+    """Progress lines (training.*) through rich on stderr; under --json, everything the libraries print goes
+    to
     stderr too."""
     import logging
 
@@ -74,10 +76,26 @@ def _engine(url: str | None, register: bool):
 
 def _report(result, as_json: bool) -> None:
     c = result.config
-    keys = ("method", "base_model", "num_examples", "epochs", "steps", "final_loss", "eval_loss", "eval_accuracy",
-            "perplexity", "final_reward_mean", "date")
-    out = {"version": result.version, "checkpoint": result.checkpoint, "model_version_id": result.model_version_id,
-           **{k: c.get(k) for k in keys}, "backend": (c.get("training_config") or {}).get("backend")}
+    keys = (
+        "method",
+        "base_model",
+        "num_examples",
+        "epochs",
+        "steps",
+        "final_loss",
+        "eval_loss",
+        "eval_accuracy",
+        "perplexity",
+        "final_reward_mean",
+        "date",
+    )
+    out = {
+        "version": result.version,
+        "checkpoint": result.checkpoint,
+        "model_version_id": result.model_version_id,
+        **{k: c.get(k) for k in keys},
+        "backend": (c.get("training_config") or {}).get("backend"),
+    }
     if as_json:
         print_json(out)
         return
@@ -91,14 +109,17 @@ def _report(result, as_json: bool) -> None:
 
 
 def _lora(r, alpha, dropout, targets) -> dict[str, Any]:
-    return _given(r=r, lora_alpha=alpha, lora_dropout=dropout,
-                  target_modules=split_list(targets) if targets else None)
+    return _given(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=split_list(targets) if targets else None
+    )
 
 
 @train_app.command("sft")
 def train_sft_cmd(
     data: pathlib.Path = typer.Option(..., "--data", help="A `qmind export sft` file."),
-    model: str | None = typer.Option(None, "--model", help="Base model (seed: Qwen/Qwen2.5-Coder-7B-Instruct)."),
+    model: str | None = typer.Option(
+        None, "--model", help="Base model (seed: Qwen/Qwen2.5-Coder-7B-Instruct)."
+    ),
     adapter: str | None = typer.Option(None, "--adapter", help="Continue training this adapter."),
     backend: str | None = typer.Option(None, "--backend", help="auto, unsloth, peft-4bit or peft."),
     load_in_4bit: bool | None = typer.Option(None, "--4bit/--no-4bit", help="4-bit NF4 base (seed: on)."),
@@ -114,27 +135,40 @@ def train_sft_cmd(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Per-device batch (seed: 2)."),
     grad_accum: int | None = typer.Option(None, "--grad-accum", help="Accumulation steps (seed: 8)."),
     bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 (seed: on; off on CPU)."),
-    optim: str | None = typer.Option(None, "--optim", help="Optimizer (seed: adamw_8bit; adamw_torch on CPU)."),
+    optim: str | None = typer.Option(
+        None, "--optim", help="Optimizer (seed: adamw_8bit; adamw_torch on CPU)."
+    ),
     weight_decay: float | None = typer.Option(None, "--weight-decay", help="Weight decay (seed: 0.01)."),
     max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="Clipping (seed: 1.0)."),
     max_seq_length: int | None = typer.Option(None, "--max-seq-length", help="Tokens (seed: 2048)."),
     packing: bool | None = typer.Option(None, "--packing/--no-packing", help="Pack sequences (seed: on)."),
     eval_steps: int | None = typer.Option(None, "--eval-steps", help="Evaluate every N steps (seed: 500)."),
-    save_steps: int | None = typer.Option(None, "--save-steps", help="Trainer checkpoint every N (seed: 500)."),
+    save_steps: int | None = typer.Option(
+        None, "--save-steps", help="Trainer checkpoint every N (seed: 500)."
+    ),
     save_total_limit: int | None = typer.Option(None, "--save-total-limit", help="Kept (seed: 3)."),
     logging_steps: int | None = typer.Option(None, "--logging-steps", help="Log every N steps (seed: 10)."),
     seed: int | None = typer.Option(None, "--seed", help="Trainer seed (seed: 42)."),
     dataloader_workers: int | None = typer.Option(None, "--dataloader-workers", help="Workers (seed: 4)."),
-    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-"
-                                                                "checkpointing", help="Seed: on."),
-    assistant_only_loss: bool | None = typer.Option(None, "--assistant-only-loss/--full-loss",
-                                                       help="Loss on the assistant turn only (default: full)."),
-    checkpoints: pathlib.Path = typer.Option(pathlib.Path("models/checkpoints"), "--checkpoints", help=CKPT_HELP),
-    trainer_dir: pathlib.Path = typer.Option(pathlib.Path("models/trainer"), "--trainer-dir",
-                                             help="Where trainer checkpoints (every save_steps) go."),
+    gradient_checkpointing: bool | None = typer.Option(
+        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Seed: on."
+    ),
+    assistant_only_loss: bool | None = typer.Option(
+        None, "--assistant-only-loss/--full-loss", help="Loss on the assistant turn only (default: full)."
+    ),
+    checkpoints: pathlib.Path = typer.Option(
+        pathlib.Path("models/checkpoints"), "--checkpoints", help=CKPT_HELP
+    ),
+    trainer_dir: pathlib.Path = typer.Option(
+        pathlib.Path("models/trainer"),
+        "--trainer-dir",
+        help="Where trainer checkpoints (every save_steps) go.",
+    ),
     final: bool = typer.Option(False, "--final", help="Write quantum-mind-final instead of the next vN."),
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
-    no_register: bool = typer.Option(False, "--no-register", help="Do not register the checkpoint in the store."),
+    no_register: bool = typer.Option(
+        False, "--no-register", help="Do not register the checkpoint in the store."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (progress goes to stderr)."),
 ) -> None:
     """Supervised fine-tuning with the seed's QLoRA configuration; writes and registers a checkpoint."""
@@ -145,18 +179,46 @@ def train_sft_cmd(
     if gradient_checkpointing is not None:
         lora["use_gradient_checkpointing"] = gradient_checkpointing
     with training_errors(url, as_json=as_json):
-        settings = SFTSettings().with_overrides(lora=lora, **_given(
-            base_model=model, backend=backend, load_in_4bit=load_in_4bit, learning_rate=learning_rate,
-            lr_scheduler_type=lr_scheduler, warmup_ratio=warmup_ratio, num_train_epochs=epochs, max_steps=max_steps,
-            per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum, bf16=bf16, optim=optim,
-            weight_decay=weight_decay, max_grad_norm=max_grad_norm, max_seq_length=max_seq_length, packing=packing,
-            eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
-            logging_steps=logging_steps, seed=seed, dataloader_num_workers=dataloader_workers,
-            assistant_only_loss=assistant_only_loss))
+        settings = SFTSettings().with_overrides(
+            lora=lora,
+            **_given(
+                base_model=model,
+                backend=backend,
+                load_in_4bit=load_in_4bit,
+                learning_rate=learning_rate,
+                lr_scheduler_type=lr_scheduler,
+                warmup_ratio=warmup_ratio,
+                num_train_epochs=epochs,
+                max_steps=max_steps,
+                per_device_train_batch_size=batch_size,
+                gradient_accumulation_steps=grad_accum,
+                bf16=bf16,
+                optim=optim,
+                weight_decay=weight_decay,
+                max_grad_norm=max_grad_norm,
+                max_seq_length=max_seq_length,
+                packing=packing,
+                eval_steps=eval_steps,
+                save_steps=save_steps,
+                save_total_limit=save_total_limit,
+                logging_steps=logging_steps,
+                seed=seed,
+                dataloader_num_workers=dataloader_workers,
+                assistant_only_loss=assistant_only_loss,
+            ),
+        )
         engine = _engine(url, not no_register)
         with _progress(as_json):
-            result = train_sft(data, settings=settings, adapter=adapter, checkpoints_root=checkpoints,
-                               trainer_root=trainer_dir, final=final, engine=engine, do_register=not no_register)
+            result = train_sft(
+                data,
+                settings=settings,
+                adapter=adapter,
+                checkpoints_root=checkpoints,
+                trainer_root=trainer_dir,
+                final=final,
+                engine=engine,
+                do_register=not no_register,
+            )
     _report(result, as_json)
 
 
@@ -179,13 +241,20 @@ def train_grpo_cmd(
     top_k: int | None = typer.Option(None, "--top-k", help="Default 50."),
     repetition_penalty: float | None = typer.Option(None, "--repetition-penalty", help="Default 1.1."),
     beta: float | None = typer.Option(None, "--beta", help="KL coefficient (default 0)."),
-    reward: str | None = typer.Option(None, "--reward", help="seed (max(0, 1 - 10 error), default) or shaped."),
-    reward_workers: int | None = typer.Option(None, "--reward-workers",
-                                                 help="Judging processes (default: one per core; 0: in-process)."),
-    reward_seed: int | None = typer.Option(None, "--reward-seed", help="Seed of BP sampling and VQE restarts."),
+    reward: str | None = typer.Option(
+        None, "--reward", help="seed (max(0, 1 - 10 error), default) or shaped."
+    ),
+    reward_workers: int | None = typer.Option(
+        None, "--reward-workers", help="Judging processes (default: one per core; 0: in-process)."
+    ),
+    reward_seed: int | None = typer.Option(
+        None, "--reward-seed", help="Seed of BP sampling and VQE restarts."
+    ),
     bp_samples: int | None = typer.Option(None, "--bp-samples", help="Barren-plateau samples per size."),
     restarts: int | None = typer.Option(None, "--restarts", help="VQE restarts per completion."),
-    vllm: bool | None = typer.Option(None, "--vllm/--no-vllm", help="Generate with vLLM (default: if present)."),
+    vllm: bool | None = typer.Option(
+        None, "--vllm/--no-vllm", help="Generate with vLLM (default: if present)."
+    ),
     bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 (default: on; off on CPU)."),
     optim: str | None = typer.Option(None, "--optim", help="Optimizer (default adamw_8bit)."),
     logging_steps: int | None = typer.Option(None, "--logging-steps", help="Default 1."),
@@ -193,17 +262,22 @@ def train_grpo_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Trainer seed (default 42)."),
     lora_r: int | None = typer.Option(None, "--lora-r", help="New adapter's rank (seed: 32)."),
     lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="New adapter's alpha (seed: 64)."),
-    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-"
-                                                                "checkpointing", help="Default: on."),
-    checkpoints: pathlib.Path = typer.Option(pathlib.Path("models/checkpoints"), "--checkpoints", help=CKPT_HELP),
-    trainer_dir: pathlib.Path = typer.Option(pathlib.Path("models/trainer"), "--trainer-dir",
-                                             help="Where trainer checkpoints go."),
+    gradient_checkpointing: bool | None = typer.Option(
+        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on."
+    ),
+    checkpoints: pathlib.Path = typer.Option(
+        pathlib.Path("models/checkpoints"), "--checkpoints", help=CKPT_HELP
+    ),
+    trainer_dir: pathlib.Path = typer.Option(
+        pathlib.Path("models/trainer"), "--trainer-dir", help="Where trainer checkpoints go."
+    ),
     final: bool = typer.Option(False, "--final", help="Write quantum-mind-final instead of the next vN."),
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
     no_register: bool = typer.Option(False, "--no-register", help="Do not register the checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (progress goes to stderr)."),
 ) -> None:
-    """GRPO with verifiable rewards from the sandboxed evaluation cascade; writes and registers a checkpoint."""
+    """GRPO with verifiable rewards from the sandboxed evaluation cascade; writes and registers a
+    checkpoint."""
     import dataclasses
 
     from training.grpo import train_grpo
@@ -214,33 +288,68 @@ def train_grpo_cmd(
     if gradient_checkpointing is not None:
         lora["use_gradient_checkpointing"] = gradient_checkpointing
     with training_errors(url, as_json=as_json):
-        settings = GRPOSettings().with_overrides(lora=lora, **_given(
-            base_model=model, backend=backend, load_in_4bit=load_in_4bit, num_train_epochs=epochs,
-            max_steps=max_steps, per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
-            learning_rate=learning_rate, num_generations=num_generations,
-            max_completion_length=max_completion_length, temperature=temperature, top_p=top_p, top_k=top_k,
-            repetition_penalty=repetition_penalty, beta=beta, reward=reward, reward_workers=reward_workers,
-            reward_seed=reward_seed, use_vllm=vllm, bf16=bf16, optim=optim, logging_steps=logging_steps,
-            save_steps=save_steps, seed=seed))
+        settings = GRPOSettings().with_overrides(
+            lora=lora,
+            **_given(
+                base_model=model,
+                backend=backend,
+                load_in_4bit=load_in_4bit,
+                num_train_epochs=epochs,
+                max_steps=max_steps,
+                per_device_train_batch_size=batch_size,
+                gradient_accumulation_steps=grad_accum,
+                learning_rate=learning_rate,
+                num_generations=num_generations,
+                max_completion_length=max_completion_length,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                repetition_penalty=repetition_penalty,
+                beta=beta,
+                reward=reward,
+                reward_workers=reward_workers,
+                reward_seed=reward_seed,
+                use_vllm=vllm,
+                bf16=bf16,
+                optim=optim,
+                logging_steps=logging_steps,
+                save_steps=save_steps,
+                seed=seed,
+            ),
+        )
         config = EvaluationConfig.from_env()
         config = dataclasses.replace(config, **_given(bp_samples=bp_samples, restarts=restarts))
         engine = _engine(url, not no_register)
         with _progress(as_json):
-            result = train_grpo(data, settings=settings, adapter=adapter, explicit_base=model is not None,
-                                checkpoints_root=checkpoints, trainer_root=trainer_dir, final=final, engine=engine,
-                                do_register=not no_register, evaluation_config=config)
+            result = train_grpo(
+                data,
+                settings=settings,
+                adapter=adapter,
+                explicit_base=model is not None,
+                checkpoints_root=checkpoints,
+                trainer_root=trainer_dir,
+                final=final,
+                engine=engine,
+                do_register=not no_register,
+                evaluation_config=config,
+            )
     _report(result, as_json)
 
 
 @train_app.command("register")
 def register_cmd(
     checkpoint: pathlib.Path = typer.Argument(..., help="A checkpoint folder (with config.yaml)."),
-    final: bool = typer.Option(False, "--final", help="Also copy it to quantum-mind-final and register that."),
-    checkpoints: pathlib.Path = typer.Option(pathlib.Path("models/checkpoints"), "--checkpoints", help=CKPT_HELP),
+    final: bool = typer.Option(
+        False, "--final", help="Also copy it to quantum-mind-final and register that."
+    ),
+    checkpoints: pathlib.Path = typer.Option(
+        pathlib.Path("models/checkpoints"), "--checkpoints", help=CKPT_HELP
+    ),
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Register a checkpoint as a model version (idempotent); with --final, promote it to quantum-mind-final."""
+    """Register a checkpoint as a model version (idempotent); with --final, promote it to
+    quantum-mind-final."""
     from training.checkpoints import promote, read_config, register
 
     with training_errors(url, as_json=as_json):
@@ -249,7 +358,8 @@ def register_cmd(
         mv_id = register(engine, path)
         version = read_config(path)["version"]
     if as_json:
-        print_json({"checkpoint": str(pathlib.Path(path).resolve()), "version": version, "model_version_id": mv_id})
+        print_json(
+            {"checkpoint": str(pathlib.Path(path).resolve()), "version": version, "model_version_id": mv_id}
+        )
     else:
         console.print(f"{path}: model version {mv_id} ({version})")
-

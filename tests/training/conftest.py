@@ -75,9 +75,26 @@ def sft_run(flow_sqlite, sft_export, tiny_base, tmp_path_factory):
     """One SFT run through the CLI: the seed's settings except 2 steps, accumulation 2, no loader workers."""
     engine, _ = flow_sqlite
     root = tmp_path_factory.mktemp("sft")
-    result = qmind(engine, "train", "sft", "--data", str(sft_export), "--model", str(tiny_base.base_dir),
-                   "--max-steps", "2", "--grad-accum", "2", "--dataloader-workers", "0",
-                   "--checkpoints", str(root / "checkpoints"), "--trainer-dir", str(root / "trainer"), "--json")
+    result = qmind(
+        engine,
+        "train",
+        "sft",
+        "--data",
+        str(sft_export),
+        "--model",
+        str(tiny_base.base_dir),
+        "--max-steps",
+        "2",
+        "--grad-accum",
+        "2",
+        "--dataloader-workers",
+        "0",
+        "--checkpoints",
+        str(root / "checkpoints"),
+        "--trainer-dir",
+        str(root / "trainer"),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     return payload, pathlib.Path(payload["checkpoint"]), engine

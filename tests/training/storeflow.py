@@ -1,5 +1,6 @@
-"""A store filled by a short real flow: the procedural generator writes batches, the real evaluation cascade judges
-every candidate (sandbox, verification, barren-plateau check, VQE), and both go in through ``db.writes``.
+"""A store filled by a short real flow: the procedural generator writes batches, the real evaluation cascade
+judges every candidate (sandbox, verification, barren-plateau check, VQE), and both go in through
+``db.writes``.
 
 A hand-picked batch adds known programs (the exact HVA for tfim-4, RealAmplitudes with 2 reps, which is
 deliberately imperfect there, a program using a forbidden gate, a completion without code), so every status an
@@ -26,7 +27,7 @@ GOALS = ("tfim-4", "heisenberg-4", "tfim-6")
 PROMPTS_PER_GOAL = 2
 EVAL_SEED = 0
 
-FORBIDDEN_GATE = '''\
+FORBIDDEN_GATE = """\
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 
@@ -37,11 +38,12 @@ def create_ansatz(num_qubits: int) -> QuantumCircuit:
         qc.ry(Parameter(f"t{q}"), q)
     qc.swap(0, 1)
     return qc
-'''
+"""
 
 
 def evaluation_config():
-    """Lighter than the defaults (fewer BP samples and restarts) to keep the suite fast; still the real cascade."""
+    """Lighter than the defaults (fewer BP samples and restarts) to keep the suite fast; still the real
+    cascade."""
     from workers.evaluation.cascade import EvaluationConfig
 
     return dataclasses.replace(EvaluationConfig(), bp_samples=60, restarts=2)
@@ -49,8 +51,11 @@ def evaluation_config():
 
 def known_programs(goal) -> dict[str, str]:
     programs = dict(baseline_programs(goal))
-    return {"hva": hva_program(goal), "real_amplitudes_r2": programs["RealAmplitudes-r2"],
-            "forbidden_gate": FORBIDDEN_GATE}
+    return {
+        "hva": hva_program(goal),
+        "real_amplitudes_r2": programs["RealAmplitudes-r2"],
+        "forbidden_gate": FORBIDDEN_GATE,
+    }
 
 
 @functools.cache
@@ -66,18 +71,35 @@ def _batches():
     out = []
     for goal_name in GOALS:
         goal = get_goal(goal_name)
-        requests = [PromptRequest(goal=goal, memory_context=f"attempt {i}", seed=100 + i)
-                    for i in range(PROMPTS_PER_GOAL)]
+        requests = [
+            PromptRequest(goal=goal, memory_context=f"attempt {i}", seed=100 + i)
+            for i in range(PROMPTS_PER_GOAL)
+        ]
         out += [(goal, b.to_dict()) for b in generator.generate(requests)]
     goal = get_goal("tfim-4")
     known = known_programs(goal)
     codes = [known["hva"], known["real_amplitudes_r2"], known["forbidden_gate"], None]
-    hand = {"goal_name": goal.name, "system_prompt": out[0][1]["system_prompt"], "prompt": out[0][1]["prompt"],
-            "memory_context": "", "generator": "procedural", "model": None, "adapter": None,
-            "settings": {"temperatures": [0.5, 0.7, 0.9, 0.9]},
-            "candidates": [{"temperature": t, "raw": f"```python\n{c}```" if c else "I cannot write that circuit.",
-                            "code": c, "tokens": 0, "extraction_error": None if c else "no code", "seed": i}
-                           for i, (c, t) in enumerate(zip(codes, (0.5, 0.7, 0.9, 0.9)))]}
+    hand = {
+        "goal_name": goal.name,
+        "system_prompt": out[0][1]["system_prompt"],
+        "prompt": out[0][1]["prompt"],
+        "memory_context": "",
+        "generator": "procedural",
+        "model": None,
+        "adapter": None,
+        "settings": {"temperatures": [0.5, 0.7, 0.9, 0.9]},
+        "candidates": [
+            {
+                "temperature": t,
+                "raw": f"```python\n{c}```" if c else "I cannot write that circuit.",
+                "code": c,
+                "tokens": 0,
+                "extraction_error": None if c else "no code",
+                "seed": i,
+            }
+            for i, (c, t) in enumerate(zip(codes, (0.5, 0.7, 0.9, 0.9)))
+        ],
+    }
     out.append((goal, hand))
     return out
 
@@ -93,11 +115,20 @@ def populate(engine) -> dict:
     with session_scope(engine) as session:
         run_id = writes.create_run(session, goal_names=list(GOALS), generator="procedural", seed=EVAL_SEED)
         for i, (goal, batch) in enumerate(batches()):
-            goal_id = writes.upsert_goal(session, goal.to_spec(), spec_hash=goal.spec_hash,
-                                         exact_energy=goal.exact_energy)
+            goal_id = writes.upsert_goal(
+                session, goal.to_spec(), spec_hash=goal.spec_hash, exact_energy=goal.exact_energy
+            )
             mv_id = writes.upsert_model_version(session, **model_version_fields(batch))
-            writes.record_batch(session, run_id=run_id, goal_id=goal_id, iteration=0, prompt_index=i, batch=batch,
-                                model_version_id=mv_id, seed=i)
+            writes.record_batch(
+                session,
+                run_id=run_id,
+                goal_id=goal_id,
+                iteration=0,
+                prompt_index=i,
+                batch=batch,
+                model_version_id=mv_id,
+                seed=i,
+            )
             for cand in batch["candidates"]:
                 stats["candidates"] += 1
                 if not cand["code"]:

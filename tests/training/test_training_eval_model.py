@@ -1,8 +1,8 @@
 """``qmind eval-model``: the seed's four rates through the sandboxed cascade, against the seed's targets.
 
-A tiny random model writes no code, so its rates are ~0: those tests check the mechanics (what is counted, stored,
-compared). Positive rates come from the procedural generator, a real backend whose programs are verified Qiskit
-code; it is not a stand-in for a model, it is the baseline every model is compared with.
+A tiny random model writes no code, so its rates are ~0: those tests check the mechanics (what is counted,
+stored, compared). Positive rates come from the procedural generator, a real backend whose programs are
+verified Qiskit code; it is not a stand-in for a model, it is the baseline every model is compared with.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def pool():
 
 
 def test_the_procedural_baseline_scores_positive_rates_and_programs_from_the_training_data_are_not_novel(
-        pool, sft_export):
+    pool, sft_export
+):
     reference = Reference.from_export(sft_export)
     goals = [get_goal("tfim-4"), get_goal("heisenberg-4")]
     # seed 100 on tfim-4 is the request that produced part of the training data (storeflow.py): same programs
-    result = evaluate_model(ProceduralGenerator(GeneratorConfig()), goals, prompts=4, seed=100, pool=pool,
-                            reference=reference)
+    result = evaluate_model(
+        ProceduralGenerator(GeneratorConfig()), goals, prompts=4, seed=100, pool=pool, reference=reference
+    )
     counts, n = result.counts, result.completions
     assert n == 12  # 4 prompts x the seed's 3 temperatures
     assert counts["syntax_valid"] >= counts["verification_pass"] >= counts["bp_free"] > 0
@@ -51,8 +53,11 @@ def test_the_procedural_baseline_scores_positive_rates_and_programs_from_the_tra
     assert seen, "the first prompt repeats programs that are in the training split"
     assert not any(s["novel"] for s in seen)
     assert counts["novel_patterns"] <= counts["verification_pass"] - len(seen)
-    assert result.targets["syntax_valid"] == {"value": result.rates["syntax_valid"], "target": "> 95%",
-                                              "met": result.rates["syntax_valid"] > 0.95}
+    assert result.targets["syntax_valid"] == {
+        "value": result.rates["syntax_valid"],
+        "target": "> 95%",
+        "met": result.rates["syntax_valid"] > 0.95,
+    }
     assert result.identity == {"generator": "procedural", "model": None, "adapter": None}
 
 
@@ -65,8 +70,11 @@ def test_a_renamed_copy_of_a_training_circuit_is_not_novel_at_any_size(pool):
     sandbox = evaluation_config().sandbox
     training = judge(hva, spec, 0, evaluation_config())
     at_six = _fingerprints_at(hva, [6], sandbox)
-    reference = Reference("hva", frozenset({"sha-of-something-else"}),
-                          {4: frozenset({training.fingerprint}), 6: frozenset({at_six[6]})})
+    reference = Reference(
+        "hva",
+        frozenset({"sha-of-something-else"}),
+        {4: frozenset({training.fingerprint}), 6: frozenset({at_six[6]})},
+    )
     copy, different = judge(renamed, spec, 0, evaluation_config()), judge(other, spec, 0, evaluation_config())
     assert copy.verified and different.verified and copy.fingerprint == training.fingerprint
     assert not is_novel(copy, renamed, goal, reference, _fingerprints_at(renamed, [6], sandbox))
@@ -86,16 +94,34 @@ def test_held_out_goals_come_from_the_export_or_the_default_pool(sft_export):
 
 def test_eval_model_on_a_tiny_random_model_reports_the_four_rates_and_stores_them(store, sft_run, tiny_base):
     _, ckpt, _ = sft_run
-    result = qmind(store, "eval-model", "--model", str(tiny_base.base_dir), "--adapter", str(ckpt),
-                   "--prompts", "2", "--max-new-tokens", "16", "--workers", "0", "--bp-samples", "60", "--json")
+    result = qmind(
+        store,
+        "eval-model",
+        "--model",
+        str(tiny_base.base_dir),
+        "--adapter",
+        str(ckpt),
+        "--prompts",
+        "2",
+        "--max-new-tokens",
+        "16",
+        "--workers",
+        "0",
+        "--bp-samples",
+        "60",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["completions"] == 2 and out["goals"] == ["tfim-6"]  # the SFT export's held-out goal
     assert set(RATE_TARGETS) <= set(out["rates"]) and all(0.0 <= out["rates"][k] <= 1.0 for k in RATE_TARGETS)
     assert sum(out["counts"]["statuses"].values()) == 2 and out["reference"] is not None
     config = yaml.safe_load((ckpt / "config.yaml").read_text())
-    assert out["targets"]["train_loss"] == {"value": config["final_loss"], "target": "< 0.5",
-                                            "met": config["final_loss"] < 0.5}
+    assert out["targets"]["train_loss"] == {
+        "value": config["final_loss"],
+        "target": "< 0.5",
+        "met": config["final_loss"] < 0.5,
+    }
     assert out["targets"]["perplexity"]["value"] == pytest.approx(config["perplexity"])
     with session_scope(store) as s:
         row = s.get(ModelVersion, out["model_version_id"])

@@ -22,12 +22,20 @@ from workers.generation.prompts import SYSTEM_PROMPT
 
 def _qualifying(engine, max_error: float) -> list[Evaluation]:
     with session_scope(engine) as s:
-        return list(s.execute(select(Evaluation).where(
-            Evaluation.status == "valid", Evaluation.has_barren_plateau.is_(False),
-            Evaluation.vqe_error <= max_error)).scalars())
+        return list(
+            s.execute(
+                select(Evaluation).where(
+                    Evaluation.status == "valid",
+                    Evaluation.has_barren_plateau.is_(False),
+                    Evaluation.vqe_error <= max_error,
+                )
+            ).scalars()
+        )
 
 
-def test_sft_rows_are_verified_barren_plateau_free_candidates_within_the_error_threshold(flow_store, tmp_path):
+def test_sft_rows_are_verified_barren_plateau_free_candidates_within_the_error_threshold(
+    flow_store, tmp_path
+):
     engine, _ = flow_store
     result = export_sft(engine, tmp_path / "sft.jsonl", quality=SFTQuality(max_error=0.05))
     rows = list(load_rows(result.path))
@@ -35,15 +43,19 @@ def test_sft_rows_are_verified_barren_plateau_free_candidates_within_the_error_t
     assert rows and all(r["evaluation_id"] in good for r in rows)
     assert all(r["vqe_error"] == good[r["evaluation_id"]].vqe_error for r in rows)  # full float precision
     assert min(r["vqe_error"] for r in rows) < 1e-9  # the exact HVA (pandas' JSON writer would print 0.0)
-    assert {(good[i].goal_id, good[i].circuit_fingerprint) for i in good} == \
-        {(good[r["evaluation_id"]].goal_id, r["circuit_fingerprint"]) for r in rows}  # every qualifying circuit
+    assert {(good[i].goal_id, good[i].circuit_fingerprint) for i in good} == {
+        (good[r["evaluation_id"]].goal_id, r["circuit_fingerprint"]) for r in rows
+    }  # every qualifying circuit
     with session_scope(engine) as s:
         judged = s.execute(select(Evaluation.status, Evaluation.vqe_error)).all()
-    assert any(st != "valid" or (e is not None and e > 0.05) for st, e in judged), "the flow has rows to filter"
+    assert any(st != "valid" or (e is not None and e > 0.05) for st, e in judged), (
+        "the flow has rows to filter"
+    )
 
 
-def test_sft_messages_are_system_user_assistant_and_the_assistant_turn_extracts_back_to_the_code(flow_sqlite,
-                                                                                                 sft_export):
+def test_sft_messages_are_system_user_assistant_and_the_assistant_turn_extracts_back_to_the_code(
+    flow_sqlite, sft_export
+):
     engine, _ = flow_sqlite
     with session_scope(engine) as s:
         code_of = {c.id: c.code for c in s.execute(select(Candidate)).scalars()}
@@ -65,7 +77,9 @@ def test_sft_keeps_one_row_per_circuit_per_goal_the_lowest_error_one(flow_sqlite
     assert len(keys) == len(set(keys))
     meta = read_meta(sft_export)
     assert meta["counts"]["duplicates_removed"] == meta["counts"]["passed_quality"] - len(rows)
-    assert meta["counts"]["duplicates_removed"] >= 1, "the flow's HVA is also proposed by the procedural generator"
+    assert meta["counts"]["duplicates_removed"] >= 1, (
+        "the flow's HVA is also proposed by the procedural generator"
+    )
 
 
 def test_the_split_keeps_every_goal_on_one_side_and_repeats_with_the_same_seed(flow_sqlite, tmp_path):
@@ -171,8 +185,10 @@ def test_the_meta_file_records_query_filters_counts_store_without_password_time_
     assert "s3cret-pw" not in json.dumps(meta)
     assert meta["store"] == url.render_as_string(hide_password=True)
     assert "FROM candidates" in meta["query"] and "'tfim-4'" in meta["query"]
-    assert meta["filters"]["goals"] == ["tfim-4", "tfim-6"] and meta["quality"] == {"max_error": 0.05,
-                                                                                    "allow_barren_plateau": False}
+    assert meta["filters"]["goals"] == ["tfim-4", "tfim-6"] and meta["quality"] == {
+        "max_error": 0.05,
+        "allow_barren_plateau": False,
+    }
     assert meta["rows"] == result.rows and meta["sha256"] and meta["created_at"].endswith("+00:00")
     assert set(meta["counts"]) >= {"candidates_by_status", "passed_quality", "after_dedup"}
     assert "git" in meta  # the commit, or None outside a checkout
@@ -181,8 +197,12 @@ def test_the_meta_file_records_query_filters_counts_store_without_password_time_
 def test_an_export_that_matches_nothing_says_why(flow_sqlite, tmp_path):
     engine, _ = flow_sqlite
     with pytest.raises(EmptyExportError, match="candidates by status"):
-        export_sft(engine, tmp_path / "x.jsonl", quality=SFTQuality(max_error=0.0), filters=StoreFilters(
-            goals=("heisenberg-4",)))
+        export_sft(
+            engine,
+            tmp_path / "x.jsonl",
+            quality=SFTQuality(max_error=0.0),
+            filters=StoreFilters(goals=("heisenberg-4",)),
+        )
     assert not (tmp_path / "x.jsonl").exists() and not meta_path(tmp_path / "x.jsonl").exists()
     with pytest.raises(TrainingError, match="does not exist"):
         export_sft(engine, tmp_path / "missing" / "x.jsonl")
@@ -203,15 +223,18 @@ def test_the_export_cli_prints_one_json_object_and_refuses_bad_filters(flow_sqli
     engine, _ = flow_sqlite
     env = {"QMIND_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     out = tmp_path / "sft.parquet"
-    result = CliRunner().invoke(cli_app, ["export", "sft", "--out", str(out), "--eval-goals", "tfim-6", "--json"],
-                                env=env)
+    result = CliRunner().invoke(
+        cli_app, ["export", "sft", "--out", str(out), "--eval-goals", "tfim-6", "--json"], env=env
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["format"] == "parquet" and payload["rows"] == len(load_rows(out))
     assert payload["split"]["eval_goals"] == ["tfim-6"] and payload["meta_file"].endswith(".meta.json")
-    bad = CliRunner().invoke(cli_app, ["export", "rewards", "--out", str(tmp_path / "r.jsonl"), "--runs", "x",
-                                       "--json"], env=env)
+    bad = CliRunner().invoke(
+        cli_app, ["export", "rewards", "--out", str(tmp_path / "r.jsonl"), "--runs", "x", "--json"], env=env
+    )
     assert bad.exit_code == 2 and "--runs must be comma-separated run ids" in json.loads(bad.stdout)["error"]
-    grpo = CliRunner().invoke(cli_app, ["export", "grpo", "--out", str(tmp_path / "g.jsonl"), "--no-store",
-                                        "--json"], env=env)
+    grpo = CliRunner().invoke(
+        cli_app, ["export", "grpo", "--out", str(tmp_path / "g.jsonl"), "--no-store", "--json"], env=env
+    )
     assert grpo.exit_code == 2 and "--no-store needs --fresh-prompts" in json.loads(grpo.stdout)["error"]

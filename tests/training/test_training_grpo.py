@@ -18,13 +18,40 @@ from workers.model_version import adapter_sha256
 
 @pytest.fixture(scope="module")
 def grpo_run(flow_sqlite, grpo_export, hva_checkpoint, tmp_path_factory):
-    """One step from the tiny model taught the exact tfim-4 HVA, sampling near-greedily and without a repetition penalty (the HVA repeats tokens) so it writes that HVA."""
+    """One step from the tiny model taught the exact tfim-4 HVA, sampling near-greedily and without a
+    repetition penalty (the HVA repeats tokens) so it writes that HVA."""
     engine, _ = flow_sqlite
     root = tmp_path_factory.mktemp("grpo")
-    result = qmind(engine, "train", "grpo", "--data", str(grpo_export), "--adapter", str(hva_checkpoint.adapter_dir),
-                   "--model", str(hva_checkpoint.base_dir), "--max-steps", "1", "--max-completion-length", "400",
-                   "--temperature", "0.1", "--repetition-penalty", "1.0", "--reward-workers", "2", "--bp-samples", "60", "--restarts", "2",
-                   "--checkpoints", str(root / "checkpoints"), "--trainer-dir", str(root / "trainer"), "--json")
+    result = qmind(
+        engine,
+        "train",
+        "grpo",
+        "--data",
+        str(grpo_export),
+        "--adapter",
+        str(hva_checkpoint.adapter_dir),
+        "--model",
+        str(hva_checkpoint.base_dir),
+        "--max-steps",
+        "1",
+        "--max-completion-length",
+        "400",
+        "--temperature",
+        "0.1",
+        "--repetition-penalty",
+        "1.0",
+        "--reward-workers",
+        "2",
+        "--bp-samples",
+        "60",
+        "--restarts",
+        "2",
+        "--checkpoints",
+        str(root / "checkpoints"),
+        "--trainer-dir",
+        str(root / "trainer"),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     return payload, pathlib.Path(payload["checkpoint"]), engine
@@ -40,8 +67,13 @@ def test_one_grpo_step_runs_on_cpu_and_is_rewarded_by_the_cascade(grpo_run, hva_
     assert step["rewards/seed_reward/mean"] > 0.9 and step["valid"] == 1.0 and step["code_extracted"] == 1.0
     assert payload["final_reward_mean"] == pytest.approx(step["reward"])
     used = config["training_config"]
-    assert (used["num_generations"], used["learning_rate"], used["per_device_train_batch_size"],
-            used["gradient_accumulation_steps"], used["num_train_epochs"]) == (4, 5e-6, 1, 4, 1)
+    assert (
+        used["num_generations"],
+        used["learning_rate"],
+        used["per_device_train_batch_size"],
+        used["gradient_accumulation_steps"],
+        used["num_train_epochs"],
+    ) == (4, 5e-6, 1, 4, 1)
     assert used["use_vllm"] is False and used["device"] == "cpu"
 
 
@@ -63,6 +95,8 @@ def test_grpo_refuses_an_sft_export_and_a_mismatched_base(sft_export, sft_run, t
 
     _, sft_ckpt, _ = sft_run
     with pytest.raises(TrainingError, match="is not the base of adapter"):
-        base_for_adapter(GRPOSettings(base_model="qwen2.5-coder-7b-instruct"), str(sft_ckpt), explicit_base=True)
+        base_for_adapter(
+            GRPOSettings(base_model="qwen2.5-coder-7b-instruct"), str(sft_ckpt), explicit_base=True
+        )
     inherited = base_for_adapter(GRPOSettings(), str(sft_ckpt), explicit_base=False)
     assert inherited.base_model == yaml.safe_load((sft_ckpt / "config.yaml").read_text())["base_model"]

@@ -1,4 +1,4 @@
-"""GRPO reward functions: the sandboxed cascade's verdict on each completion, the seed's max(0, 1 - 10 error)."""
+"""GRPO reward functions: the sandboxed cascade judges each completion; the seed's max(0, 1 - 10 error)."""
 
 from __future__ import annotations
 
@@ -38,20 +38,27 @@ def reward():
 
 def _stored(engine, code: str) -> Evaluation:
     with session_scope(engine) as s:
-        return s.execute(select(Evaluation).where(Evaluation.code_sha256 == code_sha256(code))).scalars().one()
+        return (
+            s.execute(select(Evaluation).where(Evaluation.code_sha256 == code_sha256(code))).scalars().one()
+        )
 
 
 def test_the_exact_hva_for_tfim4_earns_a_seed_reward_of_one(reward):
-    [value] = reward(prompts=[None], completions=[conversational(assistant_content(PROGRAMS["hva"]))],
-                     goal_spec=[SPEC])
+    [value] = reward(
+        prompts=[None], completions=[conversational(assistant_content(PROGRAMS["hva"]))], goal_spec=[SPEC]
+    )
     assert value == pytest.approx(1.0, abs=1e-6)
     assert reward.last[0].status == "valid" and reward.last[0].vqe_error < 1e-7
 
 
 def test_an_imperfect_ansatz_earns_one_minus_ten_times_its_stored_vqe_error(reward, flow_sqlite):
     engine, _ = flow_sqlite
-    stored = _stored(engine, PROGRAMS["real_amplitudes_r2"])  # judged by the real flow, same seed and settings
-    assert stored.status == "valid" and 0.001 < stored.vqe_error < 0.1, "RealAmplitudes(2) is imperfect on tfim-4"
+    stored = _stored(
+        engine, PROGRAMS["real_amplitudes_r2"]
+    )  # judged by the real flow, same seed and settings
+    assert stored.status == "valid" and 0.001 < stored.vqe_error < 0.1, (
+        "RealAmplitudes(2) is imperfect on tfim-4"
+    )
     [value] = reward(completions=[assistant_content(PROGRAMS["real_amplitudes_r2"])], goal_spec=[SPEC])
     assert value == pytest.approx(max(0.0, 1.0 - 10.0 * stored.vqe_error), abs=1e-9)
     assert value < 0.99
@@ -68,11 +75,18 @@ def test_code_that_fails_verification_or_does_not_parse_or_run_earns_zero(reward
 def test_the_shaped_reward_is_the_scorers_and_still_zero_for_a_failed_verification(flow_sqlite):
     engine, _ = flow_sqlite
     with CircuitReward("shaped", workers=0, seed=EVAL_SEED, config=evaluation_config()) as shaped:
-        values = shaped(completions=[assistant_content(PROGRAMS["real_amplitudes_r2"]),
-                                     assistant_content(PROGRAMS["forbidden_gate"])], goal_spec=[SPEC, SPEC])
+        values = shaped(
+            completions=[
+                assistant_content(PROGRAMS["real_amplitudes_r2"]),
+                assistant_content(PROGRAMS["forbidden_gate"]),
+            ],
+            goal_spec=[SPEC, SPEC],
+        )
     assert values[0] == pytest.approx(_stored(engine, PROGRAMS["real_amplitudes_r2"]).shaped_reward, abs=1e-9)
     invalid = _stored(engine, PROGRAMS["forbidden_gate"])
-    assert invalid.status == "invalid" and invalid.shaped_reward > 0  # the scorer gives partial validity credit
+    assert (
+        invalid.status == "invalid" and invalid.shaped_reward > 0
+    )  # the scorer gives partial validity credit
     assert values[1] == 0.0  # training does not
 
 
@@ -104,7 +118,10 @@ def test_a_reward_call_without_goal_columns_says_which_export_it_needs(reward):
 
 def test_the_reward_function_is_named_for_trl_and_logs_its_rates(reward):
     logged = {}
-    reward(completions=[PROSE, assistant_content(PROGRAMS["hva"])], goal_spec=[SPEC, SPEC],
-           log_metric=lambda k, v: logged.__setitem__(k, v))
+    reward(
+        completions=[PROSE, assistant_content(PROGRAMS["hva"])],
+        goal_spec=[SPEC, SPEC],
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
     assert reward.__name__ == "seed_reward"
     assert logged == {"code_extracted": 0.5, "verified": 0.5, "valid": 0.5}

@@ -1,4 +1,5 @@
-"""``qmind train sft`` on a tiny random Qwen2 (CPU, a few steps): checkpoint, config.yaml, model-version registry."""
+"""``qmind train sft`` on a tiny random Qwen2 (CPU, a few steps): checkpoint, config.yaml, model-version
+registry."""
 
 from __future__ import annotations
 
@@ -31,17 +32,20 @@ def test_sft_trains_a_few_steps_on_cpu_and_writes_an_adapter_only_checkpoint(sft
     assert not files & {"model.safetensors", "pytorch_model.bin"}  # adapter weights only
     adapter = json.loads((ckpt / "adapter_config.json").read_text())
     assert (adapter["r"], adapter["lora_alpha"], adapter["lora_dropout"]) == (32, 64, 0.05)
-    assert sorted(adapter["target_modules"]) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                        "up_proj", "down_proj"])
+    assert sorted(adapter["target_modules"]) == sorted(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
     weights = load_file(str(ckpt / "adapter_model.safetensors"))
     lora_b = [w for name, w in weights.items() if "lora_B" in name]
-    assert lora_b and any(torch.count_nonzero(w) > 0 for w in lora_b)  # B starts at zero: the steps trained it
+    assert lora_b and any(
+        torch.count_nonzero(w) > 0 for w in lora_b
+    )  # B starts at zero: the steps trained it
 
 
 def test_config_yaml_has_the_seeds_fields_and_names_its_data(sft_run, sft_export):
     _, ckpt, _ = sft_run
     config = yaml.safe_load((ckpt / "config.yaml").read_text())
-    assert list(config)[:len(SEED_FIELDS)] == list(SEED_FIELDS)
+    assert list(config)[: len(SEED_FIELDS)] == list(SEED_FIELDS)
     train_rows = sum(r["split"] == "train" for r in load_rows(sft_export))
     assert (config["version"], config["num_examples"], config["epochs"]) == ("v1", train_rows, 3)
     assert config["training_data"]["file"] == str(sft_export.resolve())
@@ -51,11 +55,19 @@ def test_config_yaml_has_the_seeds_fields_and_names_its_data(sft_run, sft_export
     assert config["perplexity"] == pytest.approx(math.exp(config["eval_loss"]))
     assert len(str(config["date"])) == 10
     used = config["training_config"]
-    assert (used["learning_rate"], used["lr_scheduler_type"], used["packing"], used["max_seq_length"]) == \
-        (2e-4, "cosine", True, 2048)
+    assert (used["learning_rate"], used["lr_scheduler_type"], used["packing"], used["max_seq_length"]) == (
+        2e-4,
+        "cosine",
+        True,
+        2048,
+    )
     assert (used["max_steps"], used["gradient_accumulation_steps"]) == (2, 2)  # the two overrides
     assert used["backend"] == "peft" and used["changed_for_backend"] == {
-        "load_in_4bit": False, "bf16": False, "fp16": False, "optim": "adamw_torch"}
+        "load_in_4bit": False,
+        "bf16": False,
+        "fp16": False,
+        "optim": "adamw_torch",
+    }
 
 
 def test_the_checkpoint_is_registered_with_its_adapter_hash(sft_run, tiny_base):
@@ -63,7 +75,9 @@ def test_the_checkpoint_is_registered_with_its_adapter_hash(sft_run, tiny_base):
     with session_scope(engine) as s:
         row = s.get(ModelVersion, payload["model_version_id"])
         assert row.name == "quantum-mind-v1" and row.adapter_path == str(ckpt.resolve())
-        assert row.adapter_sha256 == adapter_sha256(str(ckpt)) and row.base_model == str(tiny_base.base_dir.resolve())
+        assert row.adapter_sha256 == adapter_sha256(str(ckpt)) and row.base_model == str(
+            tiny_base.base_dir.resolve()
+        )
         assert row.training_config["version"] == "v1" and row.metrics["training"]["final_loss"] > 0
 
 
@@ -74,8 +88,15 @@ def test_generation_batches_with_the_adapter_name_the_registered_model_version(s
     from workers.generation.config import GeneratorConfig
 
     payload, ckpt, engine = sft_run
-    gen = build_generator(GeneratorConfig(generator="transformers", model=str(tiny_base.base_dir),
-                                          adapter=str(ckpt), max_new_tokens=4, temperatures=(0.7,)))
+    gen = build_generator(
+        GeneratorConfig(
+            generator="transformers",
+            model=str(tiny_base.base_dir),
+            adapter=str(ckpt),
+            max_new_tokens=4,
+            temperatures=(0.7,),
+        )
+    )
     batch = gen.generate([PromptRequest(get_goal("tfim-4"))])[0]
     with session_scope(engine) as s:  # what the generation task does with every batch
         assert upsert_model_version(s, **model_version_fields(batch.to_dict())) == payload["model_version_id"]
@@ -101,7 +122,9 @@ def test_promoting_to_final_copies_the_checkpoint_and_never_overwrites_it(store,
     final = tmp_path / "quantum-mind-final"
     config = yaml.safe_load((final / "config.yaml").read_text())
     assert config["version"] == "final" and config["promoted_from"] == str(ckpt.resolve())
-    assert (final / "adapter_model.safetensors").read_bytes() == (ckpt / "adapter_model.safetensors").read_bytes()
+    assert (final / "adapter_model.safetensors").read_bytes() == (
+        ckpt / "adapter_model.safetensors"
+    ).read_bytes()
     again = qmind(store, "train", "register", str(ckpt), "--final", "--checkpoints", str(tmp_path), "--json")
     assert again.exit_code == 2 and "never overwritten" in json.loads(again.stdout)["error"]
 
@@ -136,18 +159,21 @@ def test_sft_refuses_a_grpo_export(grpo_export, tmp_path):
 
 
 def test_packing_on_cpu_keeps_packed_sequences_apart():
-    """Why the CPU path keeps the seed's packing: with position ids restarting per sequence and no cache (as TRL's
+    """Why the CPU path keeps the seed's packing: with position ids restarting per sequence and no cache (as
+    TRL's
     trainer runs it), SDPA attention masks each packed sequence off from the others."""
     from tests.tinymodel import build_model, build_tokenizer
 
     tokenizer = build_tokenizer()
     model = build_model(tokenizer)
     a = tokenizer("def create_ansatz(num_qubits):\n    return qc", add_special_tokens=False)["input_ids"]
-    b = tokenizer("from qiskit import QuantumCircuit\nqc = QuantumCircuit(4)", add_special_tokens=False)["input_ids"]
+    b = tokenizer("from qiskit import QuantumCircuit\nqc = QuantumCircuit(4)", add_special_tokens=False)[
+        "input_ids"
+    ]
     with torch.no_grad():
         alone_b = model(torch.tensor([b]), use_cache=False).logits[0]
         positions = torch.tensor([list(range(len(a))) + list(range(len(b)))])
         packed = model(input_ids=torch.tensor([a + b]), position_ids=positions, use_cache=False).logits[0]
         unmasked = model(input_ids=torch.tensor([a + b]), use_cache=False).logits[0]
-    assert torch.allclose(packed[len(a):], alone_b, atol=1e-5)
-    assert not torch.allclose(unmasked[len(a):], alone_b, atol=1e-3)  # the check can fail
+    assert torch.allclose(packed[len(a) :], alone_b, atol=1e-5)
+    assert not torch.allclose(unmasked[len(a) :], alone_b, atol=1e-3)  # the check can fail
