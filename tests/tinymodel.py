@@ -122,7 +122,7 @@ def build_model(tokenizer, *, hidden_size: int = 64, layers: int = 2, heads: int
     )
     model = Qwen2ForCausalLM(config).eval()
     model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
+        eos_token_id=[tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")],
         pad_token_id=tokenizer.pad_token_id, do_sample=True, temperature=0.7, top_p=0.8, top_k=20,
         repetition_penalty=1.05,  # Qwen2.5's own defaults: the generator must override all of them
     )

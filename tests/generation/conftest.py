@@ -1,8 +1,6 @@
-"""Fixtures of the generation tests: a tiny Qwen2 checkpoint taught two lessons, and the vllm/CUDA skip markers."""
+"""Fixture of the generation tests: a tiny Qwen2 checkpoint taught two lessons (tests/generation/lessons.py)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 
@@ -11,19 +9,6 @@ from tests.tinymodel import build_checkpoint, build_tokenizer
 from workers.evaluation.goals import get_goal
 from workers.generation.prompts import chat_text, render_prompt
 
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-require_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (GPU hosts only)")
-require_cuda = pytest.mark.skipif(not _has_cuda(), reason="no CUDA device")
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):

@@ -20,6 +20,8 @@ def test_a_fenced_python_block_is_extracted_without_the_prose_around_it():
     completion = f"Here is an ansatz for the TFIM:\n\n```python\n{CODE}```\n\nIt uses one RY layer."
     found = extract_code(completion)
     assert found.code == CODE and found.error is None and found.source == "fenced"
+    code, error = found
+    assert (code, error) == (CODE, None)
 
 
 def test_a_block_whose_closing_fence_the_stop_sequence_removed_is_still_extracted():
@@ -90,7 +92,8 @@ def test_empty_and_prose_only_completions_get_a_clear_error():
 
 def test_extraction_never_executes_the_code(tmp_path):
     marker = tmp_path / "ran"
-    hostile = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n\ndef create_ansatz(n):\n    return n\n"
+    hostile = (f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n\n"
+               "def create_ansatz(n):\n    return n\n")
     assert extract_code(f"```python\n{hostile}```").code == hostile
     assert not marker.exists()
 

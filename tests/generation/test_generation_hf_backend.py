@@ -14,14 +14,13 @@ from workers.generation.errors import GenerationError
 from workers.generation.graph_decoder import GraphDecoder
 from workers.generation.prompts import chat_text, render_prompt
 
-
 TFIM = PromptRequest(get_goal("tfim-4"), TFIM_CONTEXT, seed=1)
 HEIS = PromptRequest(get_goal("heisenberg-6"), HEIS_CONTEXT, seed=2)
 
 
 def generator(ckpt, **overrides):
     settings = {"generator": "transformers", "model": str(ckpt.base_dir), "adapter": str(ckpt.adapter_dir),
-                "max_new_tokens": 200, **overrides}
+                "max_new_tokens": 200, "device": "cpu", **overrides}  # the CPU path (CUDA: test_generation_cuda)
     return build_generator(GeneratorConfig(**settings))
 
 
@@ -109,7 +108,7 @@ def test_the_adapter_is_applied_and_merging_it_changes_nothing(tiny_checkpoint):
     separate = generator(tiny_checkpoint, temperatures=(0.0,), max_new_tokens=40,
                          merge_lora=False).generate([TFIM])[0]
     base = build_generator(GeneratorConfig(generator="transformers", model=str(tiny_checkpoint.base_dir),
-                                           temperatures=(0.0,), max_new_tokens=40)).generate([TFIM])[0]
+                                           temperatures=(0.0,), max_new_tokens=40, device="cpu")).generate([TFIM])[0]
     assert merged.candidates[0].raw == separate.candidates[0].raw == ("```python\n" + SAMPLE_CODE)[:len(
         merged.candidates[0].raw)]
     assert base.candidates[0].raw != merged.candidates[0].raw
@@ -144,3 +143,23 @@ def test_cuda_asked_for_on_a_host_without_it_is_refused(tiny_checkpoint):
         pytest.skip("this host has CUDA")
     with pytest.raises(GenerationError, match="CUDA is not available"):
         generator(tiny_checkpoint, device="cuda").generate([TFIM])
+
+
+class WarmedUpDecoder(GraphDecoder):
+    """Runs the real warm-up-and-rewind of CUDA-graph capture after each prefill (on CPU, without the capture)."""
+
+    def _prefill(self, input_ids, attention_mask):
+        super()._prefill(input_ids, attention_mask)
+        self._run_and_rewind(self._decode_step, times=3)
+
+
+def test_warm_up_steps_before_graph_capture_leave_no_trace(tiny_checkpoint):
+    gen = generator(tiny_checkpoint)
+    gen.load()
+    texts = [chat_text(gen.tokenizer, render_prompt(r.goal, r.memory_context)) for r in (TFIM, HEIS)]
+    spec = SamplingSpec(temperatures=[0.0, 1.0], seeds=[3, 4], max_new_tokens=40, stop=())
+    eos = eos_token_ids(gen.model, gen.tokenizer)
+    plain, _ = GraphDecoder(gen.model, gen.tokenizer, cuda_graph=False).decode(texts, spec, eos_ids=eos)
+    warmed = WarmedUpDecoder(gen.model, gen.tokenizer, cuda_graph=False)
+    assert warmed.decode(texts, spec, eos_ids=eos)[0] == plain
+    assert warmed.decode(texts, spec, eos_ids=eos)[0] == plain  # and again, on the reset cache

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 from qiskit.quantum_info import Operator, Statevector
 
+from workers.evaluation.barren import scaling_sizes
+from workers.evaluation.cascade import prepare
 from workers.evaluation.goals import get_goal
+from workers.evaluation.verify import verify_circuit
 from workers.generation.base import DEFAULT_TEMPERATURES, PromptRequest, candidate_seed
 from workers.generation.errors import GenerationError
 from workers.generation.extract import extract_code
@@ -35,22 +38,23 @@ def lattice_goal_names():
 
 
 def assert_verifies(goal, code, sizes):
+    """The project's verifier (workers.evaluation.verify) at the goal's size; at the scaling fit's other sizes the
+    same checks on the resized goal (depth enforced only at sizes up to the goal's own, as the cascade does)."""
     circuits = build_circuits(code, sizes)
     for n, qc in circuits.items():
-        ops = qc.count_ops()
-        assert qc.num_qubits == n, f"{goal.name}: create_ansatz({n}) has {qc.num_qubits} qubits"
-        assert qc.num_parameters > 0 or n < 2, f"{goal.name}@{n}: no trainable parameters"
-        assert set(ops) <= set(goal.allowed_gates), f"{goal.name}@{n}: gates {set(ops) - set(goal.allowed_gates)}"
-        assert qc.depth() <= goal.max_depth, f"{goal.name}@{n}: depth {qc.depth()} > {goal.max_depth}"
-        assert not any(inst.operation.name in ("measure", "reset", "barrier") for inst in qc.data)
-        assert all(type(p).__name__ in ("Parameter", "ParameterVectorElement") for p in qc.parameters)
+        target = goal if n == goal.num_qubits else goal.at_size(n)
+        if n > goal.num_qubits:
+            target = dataclasses.replace(target, max_depth=10**9)
+        result = verify_circuit(qc, target)
+        assert result.ok, f"{goal.name} at {n} qubits: {result.errors}"
     return circuits
 
 
 @pytest.mark.parametrize("name", lattice_goal_names())
 def test_every_program_verifies_for_every_lattice_goal_at_every_temperature_and_at_smaller_sizes(name):
     goal = get_goal(name)
-    sizes = [m for m in (goal.num_qubits, goal.num_qubits - 2, goal.num_qubits - 4) if m >= goal.min_qubits]
+    sizes = list(dict.fromkeys([goal.num_qubits] + [m for m in (goal.num_qubits - 2, goal.num_qubits - 4)
+                                                    if m >= goal.min_qubits] + scaling_sizes(goal)))
     for i, temperature in enumerate(TEMPERATURES):
         program = propose(goal, temperature, seed=1000 + i)
         circuits = assert_verifies(goal, program.code, sizes)
@@ -63,6 +67,19 @@ def test_every_program_verifies_for_the_molecules(name):
     for seed in range(4):
         for temperature in DEFAULT_TEMPERATURES:
             assert_verifies(goal, propose(goal, temperature, seed=seed).code, [goal.num_qubits])
+
+
+@pytest.mark.parametrize("name", ["tfim-6", "heisenberg-open-5", "xxz-8", "xy-4", "h2"])
+def test_programs_pass_the_real_sandbox_and_verification_at_every_size_the_cascade_builds(name):
+    goal = get_goal(name)
+    for i, temperature in enumerate(DEFAULT_TEMPERATURES):
+        program = propose(goal, temperature, seed=50 + i)
+        prepared = prepare(program.code, goal)
+        assert prepared.result is None, prepared.result and prepared.result.errors
+        assert prepared.verification.ok and prepared.verification.depth == program.depth
+        expected = [goal.num_qubits] + ([n for n in scaling_sizes(goal) if n != goal.num_qubits]
+                                        if goal.is_lattice else [])
+        assert sorted(prepared.circuits) == sorted(expected)
 
 
 def structure(code, goal):
@@ -146,7 +163,7 @@ def test_number_conserving_programs_keep_the_particle_number():
             qc = build_circuits(program.code, [goal.num_qubits])[goal.num_qubits]
             bound = qc.assign_parameters(rng.uniform(-np.pi, np.pi, qc.num_parameters))
             probs = Statevector(bound).probabilities()
-            weights = np.array([bin(i).count("1") for i in range(len(probs))])
+            weights = np.array([i.bit_count() for i in range(len(probs))])
             assert probs[weights != weight].sum() < 1e-9, (name, program.genome)
         assert found > 0, f"no number-conserving program among 60 samples for {name}"
 

@@ -58,7 +58,8 @@ class GeneratorConfig(BaseSettings):
     static_cache: bool = Field(
         True, description="transformers on CUDA: static KV cache with the decode step captured as a CUDA graph.")
     compile: bool = Field(
-        False, description="transformers on CUDA: also torch.compile the decode step before capturing it.")
+        True, description="transformers on CUDA with static_cache: torch.compile the decode step before capturing "
+                          "it (about a minute per new batch shape; then ~1.3x faster).")
     max_batch_rows: int = Field(
         64, ge=1, description="Most rows (prompts x temperatures) in one model call; larger requests are split.")
     max_context_chars: int = Field(

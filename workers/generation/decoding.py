@@ -136,34 +136,50 @@ class RowSampler(LogitsProcessor):
         return out.scatter_(1, tokens[:, None], 0.0)
 
 
-def generate_rows(model, tokenizer, texts: Sequence[str], spec: SamplingSpec, *, static_cache: bool = False,
-                  compile: bool = False, eos_ids: Sequence[int] | None = None,
-                  ) -> tuple[list[RowOutput], DecodeStats]:
-    """All rows in ONE ``model.generate`` call (left padding; one row per text, temperature and seed per row)."""
+def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, spec: SamplingSpec, *,
+                 eos_ids: Sequence[int], pad_token_id: int, tokenizer=None, static_cache: bool = False,
+                 compile: bool = False) -> tuple[list[list[int]], DecodeStats]:
+    """Generated ids per row from ONE ``model.generate`` call (left-padded inputs, per-row temperature and seed).
+    Stop sequences need the tokenizer (transformers' StopStringCriteria)."""
     device = next(model.parameters()).device
-    eos = list(eos_ids) if eos_ids is not None else eos_token_ids(model, tokenizer)
-    enc = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    prompt_length = enc["input_ids"].shape[1]
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    prompt_length = input_ids.shape[1]
     kwargs = {}
     if static_cache:
         kwargs["cache_implementation"] = "static"
         if not compile:
             kwargs["disable_compile"] = True
+    if spec.stop:
+        if tokenizer is None:
+            raise ValueError("stop sequences need the tokenizer")
+        kwargs.update(stop_strings=list(spec.stop), tokenizer=tokenizer)
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(
-            **enc, do_sample=False, max_new_tokens=spec.max_new_tokens, repetition_penalty=spec.repetition_penalty,
-            logits_processor=LogitsProcessorList([RowSampler(spec, prompt_length, device, eos)]),
-            stop_strings=list(spec.stop) or None, tokenizer=tokenizer if spec.stop else None,
-            eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
-            **kwargs,
+            input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+            max_new_tokens=spec.max_new_tokens, repetition_penalty=spec.repetition_penalty,
+            logits_processor=LogitsProcessorList([RowSampler(spec, prompt_length, device, eos_ids)]),
+            eos_token_id=list(eos_ids) or None, pad_token_id=pad_token_id, temperature=None, top_p=None,
+            top_k=None, **kwargs,
         )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
     generated = out[:, prompt_length:].tolist()
+    stats = DecodeStats(rows=len(generated), prompt_tokens=int(attention_mask.sum()),
+                        steps=len(generated[0]) if generated else 0, seconds=time.perf_counter() - start,
+                        engine="generate-static" if static_cache else "generate")
+    return generated, stats
+
+
+def generate_rows(model, tokenizer, texts: Sequence[str], spec: SamplingSpec, *, static_cache: bool = False,
+                  compile: bool = False, eos_ids: Sequence[int] | None = None,
+                  ) -> tuple[list[RowOutput], DecodeStats]:
+    """All rows in ONE ``model.generate`` call (left padding; one row per text, temperature and seed per row)."""
+    eos = list(eos_ids) if eos_ids is not None else eos_token_ids(model, tokenizer)
+    enc = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+    generated, stats = generate_ids(model, enc["input_ids"], enc["attention_mask"], spec, eos_ids=eos,
+                                    pad_token_id=tokenizer.pad_token_id, tokenizer=tokenizer,
+                                    static_cache=static_cache, compile=compile)
     rows = [finish_row(ids, tokenizer, stop=spec.stop, eos_ids=eos + [tokenizer.pad_token_id]) for ids in generated]
-    stats = DecodeStats(rows=len(rows), prompt_tokens=int(enc["attention_mask"].sum()),
-                        completion_tokens=sum(r.tokens for r in rows), steps=len(generated[0]) if generated else 0,
-                        seconds=seconds, engine="generate-static" if static_cache else "generate")
+    stats.completion_tokens = sum(r.tokens for r in rows)
     return rows, stats

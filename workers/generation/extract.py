@@ -30,6 +30,10 @@ class Extraction:
     source: str = ""
     """fenced, unterminated-fence or bare: where the code came from."""
 
+    def __iter__(self):
+        """``code, error = extract_code(text)``."""
+        return iter((self.code, self.error))
+
 
 def _blocks(text: str) -> list[tuple[str, str, bool]]:
     """(language, body, closed) for each fenced block, in order; an unclosed last fence runs to the end."""
@@ -116,7 +120,8 @@ def extract_code(completion: str) -> Extraction:
             if _DEF_RE.search(body):
                 msg = _syntax_message(err, where)
                 if not closed:
-                    msg += " (the completion ended inside the block: a stop sequence or max_new_tokens may have cut it)"
+                    msg += (" (the completion ended inside the block: a stop sequence or max_new_tokens may have "
+                            "cut it)")
                 errors.append(msg)
             continue
         if _defines(tree):

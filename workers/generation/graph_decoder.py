@@ -5,13 +5,15 @@ milliseconds per step in Python, small kernels and a host synchronisation, about
 the weights once. Here the step (model forward with a static cache, repetition penalty, per-row sampling from
 :mod:`sampling`, bookkeeping) has fixed shapes and no host synchronisation, so it is captured once and replayed;
 the host looks at the tokens only every ``check_every`` steps (end-of-turn tokens and stop sequences), and finished
-rows just ride along until the batch is done or ``max_new_tokens`` is reached.
+rows just ride along until the batch is done or ``max_new_tokens`` is reached. Attention in the decode step is
+:mod:`gqa_attention` (reads the cache once instead of copying it per query head).
 
 On CPU (tests) the same step runs eagerly, so the logic is checked there against the ``generate`` engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ import torch
 from transformers import StaticCache
 
 from .decoding import DecodeStats, RowOutput, SamplingSpec, eos_token_ids, finish_row
+from .gqa_attention import register as gqa_attention_register
 from .sampling import apply_repetition_penalty, sample_rows
 
 
@@ -27,8 +30,9 @@ class GraphDecoder:
     """Decodes batches of left-padded rows for one model; keeps its cache and graph while the shapes repeat."""
 
     def __init__(self, model, tokenizer, *, cuda_graph: bool | None = None, compile: bool = False,
-                 check_every: int = 16, length_bucket: int = 256) -> None:
+                 check_every: int = 16, length_bucket: int = 256, gqa_attention: bool = True) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.attention = gqa_attention_register() if gqa_attention else None
         self.device = next(model.parameters()).device
         self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
         self.compile, self.check_every, self.length_bucket = compile, check_every, length_bucket
@@ -116,77 +120,108 @@ class GraphDecoder:
         self.pos.copy_(real.long().sum(-1, keepdim=True))
         self.cpos.fill_(length)
 
+    def _cache_counters(self) -> list[torch.Tensor]:
+        """Per-layer write positions kept as tensors inside the cache (empty for caches that use cache_position)."""
+        layers = getattr(self.cache, "layers", [])
+        return [layer.cumulative_length for layer in layers
+                if isinstance(getattr(layer, "cumulative_length", None), torch.Tensor)]
+
+    def _run_and_rewind(self, step, times: int = 2) -> None:
+        """Run ``step`` for real (warm-up, compilation) and put every piece of state it advanced back, including the
+        cache's own write counters (transformers 5.x StaticLayer writes at its cumulative_length, not cache_position).
+        The K/V it wrote sit at positions the next real steps overwrite before reading them."""
+        state = [self.tok, self.pos, self.cpos, self.step, self.out] + self._cache_counters()
+        if self.seen is not None:
+            state.append(self.seen)
+        saved = [t.clone() for t in state]
+        for _ in range(times):
+            step()
+        for tensor, value in zip(state, saved):
+            tensor.copy_(value)
+
     def _capture(self) -> None:
         step = self._decode_step
         if self.compile:
-            step = torch.compile(step, mode="max-autotune-no-cudagraphs", fullgraph=False, dynamic=False)
-        saved = [t.clone() for t in (self.tok, self.pos, self.cpos, self.step, self.out)]
-        saved_seen = self.seen.clone() if self.seen is not None else None
+            step = torch.compile(step, fullgraph=False, dynamic=False)  # fusion only; the graph is captured below
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            for _ in range(2):  # warm-up (and compile) outside the graph
-                step()
+            self._run_and_rewind(step)  # warm-up (and compile) outside the graph, as capture requires
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph):  # records the kernels; nothing runs, so no state moves
             step()
-        for t, s in zip((self.tok, self.pos, self.cpos, self.step, self.out), saved):
-            t.copy_(s)
-        if saved_seen is not None:
-            self.seen.copy_(saved_seen)
-        # the warm-up steps wrote K/V at positions the replayed steps overwrite before reading them
         self._graph = graph
 
+    @contextlib.contextmanager
+    def _attention_impl(self):
+        """Our GQA decode attention while this decoder runs the model (captured into the graph), then restored."""
+        if self.attention is None:
+            yield
+            return
+        config = self.model.config
+        saved = config._attn_implementation
+        config._attn_implementation = self.attention
+        try:
+            yield
+        finally:
+            config._attn_implementation = saved
+
     # ---- public ----------------------------------------------------------------------------------------------
-    def decode(self, texts: Sequence[str], spec: SamplingSpec, *, eos_ids: Sequence[int] | None = None,
-               ) -> tuple[list[RowOutput], DecodeStats]:
-        """All rows in one batched decode; returns one :class:`RowOutput` per text."""
-        tok = self.tokenizer
-        eos = list(eos_ids) if eos_ids is not None else eos_token_ids(self.model, tok)
-        enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        ids, attn = enc["input_ids"], enc["attention_mask"]
-        batch, length = ids.shape
-        bucket = self.length_bucket
-        max_len = -(-(length + spec.max_new_tokens) // bucket) * bucket
+    def decode_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, spec: SamplingSpec, *,
+                   eos_ids: Sequence[int], tokenizer=None) -> tuple[list[list[int]], DecodeStats]:
+        """Generated ids per row (left-padded inputs). Rows stop at an end-of-turn id or, with a tokenizer, a stop
+        sequence; the batch stops when every row has (checked every ``check_every`` steps) or at max_new_tokens."""
+        if spec.stop and tokenizer is None:
+            raise ValueError("stop sequences need the tokenizer")
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        batch, length = input_ids.shape
+        max_len = -(-(length + spec.max_new_tokens) // self.length_bucket) * self.length_bucket
         vocab = self.model.get_output_embeddings().weight.shape[0]
+        eos = set(eos_ids)
         start = time.perf_counter()
-        with torch.inference_mode():
-            self._allocate(batch, max_len, vocab, spec, eos)
+        with torch.inference_mode(), self._attention_impl():
+            self._allocate(batch, max_len, vocab, spec, sorted(eos))
             self.temps.copy_(spec.row_temperatures(self.device))
             self.seeds.copy_(spec.row_seeds(self.device))
-            self._prefill(ids, attn)
+            self._prefill(input_ids, attention_mask)
             if self.cuda_graph and self._graph is None and spec.max_new_tokens > 1:
                 self._capture()
             done = [False] * batch
-            reasons = [None] * batch
-            checked = 0
-            steps = 1
-            stop = list(spec.stop)
+            checked, steps = 0, 1
             while steps < spec.max_new_tokens:
-                burst = min(self.check_every, spec.max_new_tokens - steps)
-                for _ in range(burst):
+                for _ in range(min(self.check_every, spec.max_new_tokens - steps)):
                     if self._graph is not None:
                         self._graph.replay()
                     else:
                         self._decode_step()
-                steps += burst
-                block = self.out[:, max(0, checked - 8):steps].tolist()
+                    steps += 1
+                block = self.out[:, max(0, checked - 8):steps].tolist()  # one host sync per check
                 for b in range(batch):
                     if done[b]:
                         continue
-                    if any(t in eos for t in block[b][min(8, checked):]):
-                        done[b], reasons[b] = True, "eos"
-                    elif stop and any(s in tok.decode(block[b], skip_special_tokens=True) for s in stop):
-                        done[b], reasons[b] = True, "stop"
+                    new = block[b][min(8, checked):]
+                    done[b] = (any(t in eos for t in new) and steps > spec.min_new_tokens) or bool(
+                        spec.stop and any(s in tokenizer.decode(block[b], skip_special_tokens=True)
+                                          for s in spec.stop))
                 checked = steps
                 if all(done):
                     break
             generated = self.out[:, :steps].tolist()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start
-        rows = [finish_row(g, tok, stop=stop, eos_ids=eos) for g in generated]
-        stats = DecodeStats(rows=batch, prompt_tokens=int(attn.sum()), completion_tokens=sum(r.tokens for r in rows),
-                            steps=steps, seconds=seconds, engine="graph" if self._graph is not None else "static")
+        stats = DecodeStats(rows=batch, prompt_tokens=int(attention_mask.sum()), steps=steps,
+                            seconds=time.perf_counter() - start,
+                            engine="graph" if self._graph is not None else "static")
+        return generated, stats
+
+    def decode(self, texts: Sequence[str], spec: SamplingSpec, *, eos_ids: Sequence[int] | None = None,
+               ) -> tuple[list[RowOutput], DecodeStats]:
+        """All rows in one batched decode; returns one :class:`RowOutput` per text."""
+        tok = self.tokenizer
+        eos = list(eos_ids) if eos_ids is not None else eos_token_ids(self.model, tok)
+        enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        generated, stats = self.decode_ids(enc["input_ids"], enc["attention_mask"], spec, eos_ids=eos, tokenizer=tok)
+        rows = [finish_row(g, tok, stop=spec.stop, eos_ids=eos) for g in generated]
+        stats.completion_tokens = sum(r.tokens for r in rows)
         return rows, stats

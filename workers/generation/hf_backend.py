@@ -152,7 +152,7 @@ class TransformersGenerator:
             try:
                 decoded, stats = self._decode([texts[r[0]] for r in chunk], spec)
             except (RuntimeError, ValueError) as exc:
-                raise GenerationError(f"generation failed on {stats_device(self.device)}: {exc}") from exc
+                raise GenerationError(f"generation failed on {self.device} ({self.model_path}): {exc}") from exc
             engine = stats.engine
             outputs.extend(decoded)
             for r in chunk:
@@ -177,6 +177,3 @@ class TransformersGenerator:
             ))
         return batches
 
-
-def stats_device(device) -> str:
-    return str(device) if device is not None else "an unloaded model"

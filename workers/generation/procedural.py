@@ -106,11 +106,14 @@ def build_circuits(code: str, sizes: Sequence[int]) -> dict:
 
 
 def check_sizes(goal: Goal) -> list[int]:
-    """The goal's size and the smaller sizes the barren-plateau scaling fit asks for (lattice goals)."""
+    """The goal's size first, then the other sizes the barren-plateau scaling fit builds (lattice goals): n-2 and
+    n-4, and the sizes ``barren.scaling_sizes`` picks (which grow upward for small goals)."""
+    from workers.evaluation.barren import scaling_sizes
+
     n = goal.num_qubits
     if not goal.is_lattice:
         return [n]
-    return [m for m in (n, n - 2, n - 4) if m >= goal.min_qubits]
+    return list(dict.fromkeys([n] + [m for m in (n - 2, n - 4) if m >= goal.min_qubits] + scaling_sizes(goal)))
 
 
 def violations(circuits: dict, goal: Goal) -> list[str]:
@@ -125,7 +128,7 @@ def violations(circuits: dict, goal: Goal) -> list[str]:
         bad = sorted(set(qc.count_ops()) - allowed)
         if bad:
             problems.append(f"create_ansatz({n}) uses gates outside allowed_gates: {bad}")
-        if qc.depth() > goal.max_depth:
+        if n <= goal.num_qubits and qc.depth() > goal.max_depth:  # larger sizes only feed the scaling fit
             problems.append(f"create_ansatz({n}) has depth {qc.depth()} > max_depth {goal.max_depth}")
     return problems
 

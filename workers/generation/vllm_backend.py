@@ -64,7 +64,8 @@ def sampling_kwargs(config: GeneratorConfig, temperature: float, seed: int) -> d
 
 def plan_rows(requests: Sequence[PromptRequest], config: GeneratorConfig) -> list[tuple[int, float, int]]:
     """(request index, temperature, candidate seed) for every row, in order."""
-    return [(i, t, candidate_seed(r.seed, j)) for i, r in enumerate(requests) for j, t in enumerate(config.temperatures)]
+    return [(i, t, candidate_seed(r.seed, j))
+            for i, r in enumerate(requests) for j, t in enumerate(config.temperatures)]
 
 
 def render_prompts(requests: Sequence[PromptRequest], config: GeneratorConfig) -> list[str]:
@@ -166,9 +167,9 @@ class VLLMGenerator:
             raise GenerationError(f"vLLM could not load {self.model_path}: {exc}") from exc
 
     def generate(self, requests: Sequence[PromptRequest]) -> list[GenerationBatch]:
+        self.load()
         from vllm import SamplingParams
 
-        self.load()
         cfg = self.config
         prompts = render_prompts(requests, cfg)
         tokenizer = self.llm.get_tokenizer()
