@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from .models import (
     ModelVersion,
     Run,
 )
+from .session import json_dumps
 
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
 
@@ -243,16 +243,6 @@ def begin_attempt(session: Session, key: EvaluationKey, *, max_attempts: int, re
     return Attempt(ev_id, attempts, STATUS_PENDING, proceed=True)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     """Flatten an ``EvaluationResult.to_dict()`` into evaluation columns (unknown keys are ignored)."""
     status = payload.get("status")
@@ -283,8 +273,9 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     cols.update(reward_version=r.get("version"), seed_reward=r.get("seed_reward"),
                 shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"))
     sb = payload.get("sandbox") or {}
-    for name, value in cols.items():  # NaN / inf mean "not a number": stored as NULL (JSON has no NaN)
-        cols[name] = _finite(value)
+    for name, value in cols.items():  # NaN / inf mean "not a number": NULL (inside JSON values: json_dumps)
+        if isinstance(value, float) and not math.isfinite(value):
+            cols[name] = None
     cols["sandbox_isolation"] = sb.get("isolation") or None
     cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
     cols["reused_from"] = payload.get("reused_from") or None
@@ -337,11 +328,7 @@ def _bulk_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str
     for row in rows:  # the same few timestamps in every row: text once, not a callback per value
         for c in stamps:
             row[c] = row[c].isoformat()
-    try:
-        document = json.dumps(rows, separators=(",", ":"), allow_nan=False, default=_json_default)
-    except ValueError as exc:
-        raise StoreError(f"an evaluation payload holds a non-finite number ({exc}); expected finite numbers or "
-                         f"null, as EvaluationResult.to_dict() produces") from None
+    document = json_dumps(rows, separators=(",", ":"), default=_json_default)
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
     session.connection().exec_driver_sql(
         f"INSERT INTO evaluations ({names}) SELECT {names} FROM json_populate_recordset(NULL::evaluations, %s::json) "
