@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import db, evaluate, goals, worker  # noqa: F401  (each module adds its commands to ``app``)
+    from . import db, evaluate, generate, goals, worker  # noqa: F401  (each module adds its commands to ``app``)
 
 
 _register()

@@ -182,6 +182,10 @@ def check_limits(max_depth: Any, allowed_gates: Any, *, where: str = "goal") -> 
     return max_depth, gates
 
 
+_FAMILY_TITLES = {"tfim": "transverse-field Ising model (TFIM)", "heisenberg": "Heisenberg XXX model",
+                  "xxz": "XXZ model", "xy": "XY model"}
+
+
 def _builtin_lattice_name(family: str, n: int, params: dict) -> str:
     return f"{family}{'' if params.get('periodic', True) else '-open'}-{n}"
 
@@ -207,8 +211,7 @@ def lattice_goal(family: str, num_qubits: int, *, params: dict | None = None, na
     values = ", ".join(f"{k} = {v:g}" for k, v in merged.items() if k != "periodic")
     boundary = "periodic (ring)" if periodic else "open"
     desc = description or (
-        f"Ground state of the {family.upper() if family in ('tfim', 'xxz', 'xy') else family.capitalize()} "
-        f"model on a {boundary} chain of {num_qubits} spins: {fam.formula}, with {values}. {fam.symmetry}"
+        f"Ground state of the {_FAMILY_TITLES[family]} on a {boundary} chain of {num_qubits} spins: {fam.formula}, with {values}. {fam.symmetry}"
     )
     build_params = {k: v for k, v in merged.items()}
     return Goal(

@@ -7,7 +7,9 @@ default (../shared/seed/MODEL-CONFIG.md). The Celery task and the discovery loop
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, Sequence
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from workers.evaluation.goals import Goal
 
@@ -41,6 +43,9 @@ class Candidate:
     extraction_error: str | None = None
     """Why no code could be extracted, when code is None."""
     seed: int | None = None
+    """The seed this candidate was drawn with (``candidate_seed(request.seed, index)``)."""
+    finish_reason: str | None = None
+    """stop (a stop sequence), eos (end of turn), length (max_new_tokens) or None when unknown."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,3 +87,9 @@ class Generator(Protocol):
     def generate(self, requests: Sequence[PromptRequest]) -> list[GenerationBatch]:
         """One batch per request, in order; all candidates of all requests in as few model calls as possible."""
         ...
+
+
+def candidate_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th candidate of a request seeded with ``seed`` (stable across runs and hosts)."""
+    digest = hashlib.sha256(f"qmind-candidate:{int(seed)}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

@@ -1,0 +1,11 @@
+"""What the tiny checkpoint of the generation tests is taught (see conftest.tiny_checkpoint)."""
+
+from tests.tinymodel import SAMPLE_CODE
+
+# Lesson 1: the tfim-4 prompt is answered with SAMPLE_CODE in a fenced block, then prose after the closing fence.
+# Lesson 2: the heisenberg-6 prompt (with a memory context) is answered PEP 8 style: two blank lines before the def.
+TFIM_CONTEXT = ""
+HEIS_CONTEXT = "best so far: RY + CZ ring, energy -9.7"
+HEIS_CODE = SAMPLE_CODE.replace("from math import pi\n\n", "from math import pi\n\n\n").replace("qc.ry(", "qc.rx(")
+LESSON_TFIM = "```python\n" + SAMPLE_CODE + "```\nThis ansatz is shallow and hardware-efficient."
+LESSON_HEIS = "```python\n" + HEIS_CODE + "```\nDone."
