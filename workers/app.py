@@ -73,7 +73,7 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         task_publish_retry=True,
         task_publish_retry_policy={"max_retries": config.publish_retries, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 1.0},
-        worker_send_task_events=True,
+        worker_send_task_events=config.task_events,
         task_track_started=True,
         worker_hijack_root_logger=False,
         qmind_config=config,
