@@ -59,8 +59,9 @@ def test_generation_goes_to_the_gpu_queue_and_evaluation_to_the_cpu_queue():
     configure(app, QueueConfig(broker_url="redis://127.0.0.1:6379/11", queue_prefix="p-"))
     try:
         route = app.amqp.router.route
-        assert route({}, EVALUATE_TASK)["queue"].name == "p-cpu"
-        assert route({}, GENERATE_TASK)["queue"].name == "p-gpu"
+        cpu, gpu = route({}, EVALUATE_TASK)["queue"], route({}, GENERATE_TASK)["queue"]
+        assert (cpu.name, cpu.exchange.name, cpu.routing_key) == ("p-cpu", "p-cpu", "p-cpu")
+        assert (gpu.name, gpu.exchange.name, gpu.routing_key) == ("p-gpu", "p-gpu", "p-gpu")
         assert app.conf.broker_transport_options["global_keyprefix"] == "p-"
         assert app.conf.broker_transport_options["visibility_timeout"] == 3600
         assert app.tasks[EVALUATE_TASK].time_limit == 660 and app.tasks[GENERATE_TASK].soft_time_limit == 1800

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from .config import QueueConfig
 
@@ -57,7 +57,10 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=(Queue(config.cpu_queue), Queue(config.gpu_queue)),
+        # each queue its own direct exchange and routing key (left out, Celery binds every queue to the default
+        # exchange and key; its own publishing still goes by queue name, but the bindings would be shared)
+        task_queues=tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                          for name in (config.cpu_queue, config.gpu_queue)),
         task_default_queue=config.cpu_queue,
         task_create_missing_queues=False,
         task_routes={EVALUATE_TASK: {"queue": config.cpu_queue}, GENERATE_TASK: {"queue": config.gpu_queue}},
