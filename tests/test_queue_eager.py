@@ -172,3 +172,17 @@ def test_qmind_worker_refuses_a_broker_it_cannot_reach(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli_app, ["worker", "--queues", "cpu"])
     message = " ".join(result.stderr.split())
     assert result.exit_code == 2 and "cannot reach the broker at redis://:***@127.0.0.1" in message
+
+
+def test_a_plain_celery_worker_also_refuses_a_store_whose_schema_is_behind(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QMIND_BROKER_URL": "redis://127.0.0.1:6379/11", "QMIND_QUEUE_PREFIX": "never-used-",
+           "QMIND_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", "1"],
+                            cwd=pathlib.Path(__file__).resolve().parents[1], env=env, check=False,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "run `qmind db upgrade`" in result.stderr

@@ -8,11 +8,12 @@ Worker processes build the app from the environment (``QueueConfig()``); a proce
 from __future__ import annotations
 
 import logging
+import sys
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
-from .config import QueueConfig
+from .config import QueueConfig, QueueConfigError
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +115,24 @@ configure(app, QueueConfig())
 
 @signals.worker_init.connect
 def _check_before_serving(sender=None, **_kwargs) -> None:
-    """A worker refuses to start on a bad configuration or a schema it does not match."""
+    """A worker refuses to start on a bad configuration or a schema it does not match (Celery would only log
+    an exception raised here, so the process exits)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.errors import StoreError
     from db.migrate import ensure_schema
 
     from .store import get_engine
 
     config = current_config(app)
-    config.check()
-    ensure_schema(get_engine(config), upgrade=False)
+    try:
+        config.check()
+        ensure_schema(get_engine(config), upgrade=False)
+    except (QueueConfigError, StoreError, SQLAlchemyError) as exc:
+        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        log.critical("quantum-mind worker refuses to start: %s", message)
+        sys.stderr.write(f"error: quantum-mind worker refuses to start: {message}\n")
+        raise SystemExit(2) from None
 
 
 @signals.worker_process_init.connect
