@@ -256,8 +256,8 @@ def test_each_task_kind_lands_only_in_its_own_queue(bench):
     """Both queues are declared (a worker consumes each); a generation task and an evaluation task are then
     published with no worker running: Redis holds exactly one message in each queue."""
     import redis as redis_lib
-
     from queuehelpers import REDIS_DB, REDIS_HOST, REDIS_PORT
+
     from workers.submit import submit_evaluations, submit_generation
 
     for queues in ("cpu", "gpu"):  # declare both queues and their bindings, then stop
