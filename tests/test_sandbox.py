@@ -12,6 +12,7 @@ import random
 import re
 import resource
 import struct
+import shutil
 import tempfile
 
 import pytest
@@ -192,11 +193,17 @@ def create_ansatz(num_qubits):
     assert uids[0] != uids[1]  # concurrent runs never share a uid (or a process limit)
 
 
-def test_the_fallback_leaves_no_directory_behind():
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*")))
-    result = run_candidate(hostile("litter"), 2, config=config("rlimits"))
-    assert result.status == "ok", result.error
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*"))) == before
+def test_the_fallback_leaves_no_directory_behind(monkeypatch):
+    # a temp root of this test's own: other processes may run sandboxes in /tmp at the same time
+    root = tempfile.mkdtemp(prefix="qmind-test-tmp-")
+    os.chmod(root, 0o755)  # the sandbox's unprivileged uid must be able to reach its directory
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", root)
+        result = run_candidate(hostile("litter"), 2, config=config("rlimits"))
+        assert result.status == "ok", result.error
+        assert glob.glob(os.path.join(root, "qmind-sandbox-*")) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------- isolation status

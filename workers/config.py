@@ -57,6 +57,9 @@ class QueueConfig(BaseSettings):
     task_events: bool = Field(True, description=(
         "Workers send task events (Flower's task list and worker stats need them)"))
     worker_concurrency: int = Field(0, ge=0, description="CPU worker processes per host; 0 = number of cores")
+    allow_insecure_sandbox: bool = Field(False, description=(
+        "Let a CPU worker start when the sandbox cannot use bubblewrap (weaker fallback isolation); never in "
+        "production"))
     flower_user: str = Field("", description="Flower basic-auth user (required to start Flower)")
     flower_password: str = Field("", description="Flower basic-auth password (required to start Flower)")
     flower_address: str = Field("127.0.0.1", description="Address Flower listens on")

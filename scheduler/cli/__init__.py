@@ -18,7 +18,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import db, evaluate, generate, goals, worker  # noqa: F401  (each module adds its commands to ``app``)
+    from . import (  # noqa: F401  (each module adds its commands to ``app``)
+        cluster, db, eval_model, evaluate, export, generate, goals, train, worker,
+    )
 
 
 _register()

@@ -42,6 +42,14 @@ def worker(
     if queues == "cpu" and gpu is not None:
         usage_error("--gpu is for gpu workers; drop it or use --queues gpu")
     config = _queue_config()
+    if queues == "cpu":  # candidate code runs here: refuse without sandbox isolation unless explicitly allowed
+        from workers.config import QueueConfigError
+        from workers.isolation_check import require_isolation
+
+        try:
+            err_console.print(require_isolation(config), highlight=False, markup=False)
+        except QueueConfigError as exc:  # InsecureSandboxError, or a bad QMIND_SANDBOX_* value
+            usage_error(str(exc))
     from sqlalchemy.exc import SQLAlchemyError
 
     from db.errors import StoreError

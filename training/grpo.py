@@ -1,0 +1,215 @@
+"""``qmind train grpo``: TRL's GRPOTrainer on a ``qmind export grpo`` file with verifiable circuit rewards.
+
+The policy is the base model with a LoRA adapter: usually the SFT checkpoint (``adapter``), continued;
+otherwise a new adapter with the seed's LoRA settings. Completions are sampled with vLLM when it is installed
+on a CUDA host (``use_vllm``, colocated), else with transformers. Every completion is judged by the sandboxed
+evaluation cascade (``training.rewards``). The result is a new checkpoint ``quantum-mind-vN`` registered in
+the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+from typing import Any
+
+from .backend import cuda_available, has_module, load_for_training
+from .checkpoints import read_config, reserve, today
+from .errors import TrainingError
+from .grpo_config import GRPOSettings
+from .rewards import CircuitReward
+from .sft import (
+    DEFAULT_CHECKPOINTS,
+    DEFAULT_TRAINER_DIR,
+    TrainResult,
+    checkpointing_kwargs,
+    data_record,
+    finish,
+    last_logged,
+    library_versions,
+    load_training_data,
+)
+
+log = logging.getLogger(__name__)
+REQUIRED_COLUMNS = ("prompt", "goal_spec")
+HISTORY_KEYS = (
+    "step",
+    "loss",
+    "reward",
+    "valid",
+    "verified",
+    "code_extracted",
+    "completions/mean_length",
+    "completions/clipped_ratio",
+)
+
+
+def resolve_vllm(requested: bool | None) -> bool:
+    if requested is None:
+        return has_module("vllm") and cuda_available()
+    if requested and not (has_module("vllm") and cuda_available()):
+        raise TrainingError(
+            "--vllm needs vllm installed on a CUDA host; run without it to generate with transformers"
+        )
+    return requested
+
+
+def trl_grpo_kwargs(s: GRPOSettings, *, output_dir: str, on_cpu: bool, use_vllm: bool) -> dict[str, Any]:
+    """GRPOConfig keyword arguments."""
+    return dict(
+        output_dir=output_dir,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type=s.lr_scheduler_type,
+        num_generations=s.num_generations,
+        max_completion_length=s.max_completion_length,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        repetition_penalty=s.repetition_penalty,
+        beta=s.beta,
+        disable_dropout=s.disable_dropout,
+        loss_type=s.loss_type,
+        scale_rewards=s.scale_rewards,
+        use_vllm=use_vllm,
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=s.vllm_gpu_memory_utilization,
+        bf16=s.bf16 and not on_cpu,
+        optim="adamw_torch" if on_cpu and "8bit" in s.optim else s.optim,
+        weight_decay=s.weight_decay,
+        max_grad_norm=s.max_grad_norm,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        seed=s.seed,
+        dataloader_num_workers=s.dataloader_num_workers,
+        **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
+        report_to="none",
+        use_cpu=on_cpu,
+        remove_unused_columns=False,
+        log_completions=False,
+    )
+
+
+def base_for_adapter(settings: GRPOSettings, adapter: str | None, explicit_base: bool) -> GRPOSettings:
+    """The adapter's own base model (from its config.yaml) unless one was given; a mismatch is refused."""
+    if adapter is None or not (pathlib.Path(adapter) / "config.yaml").is_file():
+        return settings
+    base = str(read_config(adapter)["base_model"])
+    if explicit_base and settings.base_model != base:
+        from workers.generation.models import resolve
+
+        if resolve(settings.base_model)[0] != base:
+            raise TrainingError(
+                f"--model {settings.base_model} is not the base of adapter {adapter} ({base}); "
+                f"leave --model out to use the adapter's base"
+            )
+    return dataclasses.replace(settings, base_model=base)
+
+
+def train_grpo(
+    data: str | pathlib.Path,
+    *,
+    settings: GRPOSettings = GRPOSettings(),
+    adapter: str | None = None,
+    explicit_base: bool = False,
+    checkpoints_root: str | pathlib.Path = DEFAULT_CHECKPOINTS,
+    trainer_root: str | pathlib.Path = DEFAULT_TRAINER_DIR,
+    final: bool = False,
+    engine=None,
+    do_register: bool = True,
+    evaluation_config=None,
+) -> TrainResult:
+    """Run GRPO on a prompt export and write a registered checkpoint (see the module docstring)."""
+    dataset, meta = load_training_data(data, kind="grpo")
+    missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise TrainingError(f"{data} lacks columns {missing}; expected a `qmind export grpo` file")
+    settings = base_for_adapter(settings, adapter, explicit_base)
+    use_vllm = resolve_vllm(settings.use_vllm)
+    reservation = reserve(checkpoints_root, final=final)
+    reward = CircuitReward(
+        settings.reward, workers=settings.reward_workers, seed=settings.reward_seed, config=evaluation_config
+    )
+    try:
+        loaded = load_for_training(
+            settings.base_model,
+            settings.lora,
+            backend=settings.backend,
+            load_in_4bit=settings.load_in_4bit,
+            adapter=adapter,
+            allow_unsloth=False,
+        )
+        from trl import GRPOConfig, GRPOTrainer
+
+        log.info(
+            "GRPO %s on %s (%s, %s, %s generation): %d prompt rows from %s, %s reward, %d judging workers",
+            reservation.version,
+            loaded.base_model,
+            loaded.backend,
+            loaded.device,
+            "vLLM" if use_vllm else "transformers",
+            len(dataset),
+            data,
+            settings.reward,
+            reward.pool.workers,
+        )
+
+        output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
+        on_cpu = loaded.device == "cpu"
+        args = GRPOConfig(
+            **trl_grpo_kwargs(settings, output_dir=output_dir, on_cpu=on_cpu, use_vllm=use_vllm)
+        )
+        trainer = GRPOTrainer(
+            model=loaded.model,
+            reward_funcs=[reward],
+            args=args,
+            train_dataset=dataset,
+            processing_class=loaded.tokenizer,
+        )
+        output = trainer.train()
+        history = list(trainer.state.log_history)
+        changed = dict(loaded.adjustments)
+        if on_cpu:
+            changed.update(bf16=False, optim=str(getattr(args.optim, "value", args.optim)))
+        config = {
+            "version": reservation.version,
+            "base_model": loaded.base_model,
+            "training_data": data_record(data, meta),
+            "num_examples": len(dataset),
+            "epochs": settings.num_train_epochs,
+            "final_loss": last_logged(history, "loss")
+            if last_logged(history, "loss") is not None
+            else float(output.training_loss),
+            "eval_accuracy": None,
+            "date": today(),
+            "method": "grpo",
+            "reward_kind": settings.reward,
+            "final_reward_mean": last_logged(history, "reward"),
+            "final_valid_fraction": last_logged(history, "valid"),
+            "steps": int(trainer.state.global_step),
+            "parent_adapter": loaded.adjustments.get("continued_from"),
+            "training_config": {
+                **settings.to_dict(),
+                "backend": loaded.backend,
+                "device": loaded.device,
+                "use_vllm": use_vllm,
+                "changed_for_backend": changed,
+            },
+            "reward_history": [
+                {k: v for k, v in h.items() if k.startswith(HISTORY_KEYS)} for h in history if "reward" in h
+            ],
+            "trainer_dir": str(pathlib.Path(output_dir).resolve()),
+            "versions": library_versions(),
+        }
+        return finish(reservation, loaded, config, engine=engine, do_register=do_register)
+    except BaseException:
+        if not reservation.path.exists() or not any(reservation.path.iterdir()):
+            reservation.abandon()
+        raise
+    finally:
+        reward.close()

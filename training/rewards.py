@@ -1,0 +1,83 @@
+"""Verifiable rewards for GRPO: each completion's code is judged by the sandboxed evaluation cascade on the
+goal
+of its prompt row, and the reward is computed from the stored-kind metrics, never from anything the code
+printed.
+
+- ``seed`` (default): the seed document's ``max(0, 1 - 10 * error)``, error = VQE energy - exact ground
+  energy;
+- ``shaped``: the scorer's shaped reward (validity, barren plateau, energy, gate cost;
+  ``workers/evaluation/rewards``).
+
+Anything that is not ``valid`` (no code, a syntax error, an exception, a timeout, a failed verification, an
+energy below the exact one) earns 0 under both kinds.
+
+TRL calls a reward function as ``f(prompts=..., completions=..., completion_ids=..., **columns)`` where
+``columns`` are the dataset's other columns (one entry per completion): ``goal_spec`` is the one used here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import TrainingError
+from .evaluate_pool import EvaluationPool, Verdict
+
+REWARD_KINDS = ("seed", "shaped")
+
+
+class CircuitReward:
+    """A TRL reward function backed by an :class:`EvaluationPool`. Call ``close()`` (or use ``with``) when
+    done."""
+
+    def __init__(
+        self,
+        kind: str = "seed",
+        *,
+        pool: EvaluationPool | None = None,
+        workers: int | None = None,
+        seed: int = 0,
+        config=None,
+    ) -> None:
+        if kind not in REWARD_KINDS:
+            raise TrainingError(f"reward kind must be one of {', '.join(REWARD_KINDS)}, got {kind!r}")
+        self.kind = kind
+        self.__name__ = f"{kind}_reward"  # TRL names the reward's log column after the function
+        self.pool = pool if pool is not None else EvaluationPool(workers=workers, seed=seed, config=config)
+        self.last: list[Verdict] = []
+        """Verdicts of the most recent call (for logging and tests)."""
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] = (),
+        *,
+        goal_spec: Sequence[str] | None = None,
+        log_metric=None,
+        log_extra=None,
+        **_columns: Any,
+    ) -> list[float]:
+        if goal_spec is None:
+            raise TrainingError(
+                "the reward function needs the 'goal_spec' column; train on a `qmind export grpo` file"
+            )
+        verdicts = self.pool.judge_completions(list(completions), list(goal_spec))
+        self.last = verdicts
+        rewards = [v.reward(self.kind) for v in verdicts]
+        if log_metric is not None and verdicts:
+            n = len(verdicts)
+            log_metric("code_extracted", sum(v.status != "no-code" for v in verdicts) / n)
+            log_metric("verified", sum(v.verified for v in verdicts) / n)
+            log_metric("valid", sum(v.status == "valid" for v in verdicts) / n)
+        if log_extra is not None:
+            log_extra("status", [v.status for v in verdicts])
+        return rewards
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> CircuitReward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,266 @@
+"""``qmind train sft``: supervised fine-tuning on a ``qmind export sft`` file with the seed's QLoRA
+configuration.
+
+The trainer is TRL's SFTTrainer on the conversational ``messages`` column; the ``split`` column separates
+train and eval rows (goals never straddle the split). The adapter, its tokenizer and config.yaml go to the
+next free ``models/checkpoints/quantum-mind-vN``; trainer checkpoints (every ``save_steps``) go to
+``models/trainer/...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import pathlib
+from typing import Any
+
+from .backend import LoadedModel, choose_backend, load_for_training
+from .checkpoints import Reservation, register, reserve, today, write_config
+from .dataset_files import file_sha256, load_rows, read_meta
+from .errors import TrainingError
+from .sft_config import SFTSettings, cpu_adjustments
+
+log = logging.getLogger(__name__)
+DEFAULT_CHECKPOINTS = "models/checkpoints"
+DEFAULT_TRAINER_DIR = "models/trainer"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """A finished training run."""
+
+    checkpoint: str
+    version: str
+    config: dict
+    """The config.yaml written into the checkpoint."""
+    model_version_id: int | None
+    """The store's id for this adapter (None with ``register=False``)."""
+
+
+def load_training_data(path: str | pathlib.Path, *, kind: str):
+    """(dataset, meta) of an export of ``kind``, refusing other kinds and edited files."""
+    meta = read_meta(path)
+    if meta.get("kind") != kind:
+        raise TrainingError(
+            f"{path} is a '{meta.get('kind')}' export; this trainer needs `qmind export {kind}`"
+        )
+    return load_rows(path), meta
+
+
+def data_record(path: str | pathlib.Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """config.yaml's ``training_data``: the export file, its hash and the export's own record."""
+    return {"file": str(pathlib.Path(path).resolve()), "sha256": file_sha256(path), "meta": meta}
+
+
+def last_logged(history: list[dict], key: str) -> float | None:
+    for entry in reversed(history):
+        if key in entry and entry[key] is not None and math.isfinite(entry[key]):
+            return float(entry[key])
+    return None
+
+
+def trl_sft_kwargs(settings: SFTSettings, *, output_dir: str, has_eval: bool, on_cpu: bool) -> dict[str, Any]:
+    """SFTConfig keyword arguments (TRL 1.x names: ``max_length`` replaced ``max_seq_length``)."""
+    s = dataclasses.replace(settings, **cpu_adjustments(settings)) if on_cpu else settings
+    return dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        per_device_eval_batch_size=s.per_device_train_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type=s.lr_scheduler_type,
+        **warmup_kwargs(s.warmup_ratio),
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        bf16=s.bf16,
+        fp16=s.fp16,
+        optim=s.optim,
+        weight_decay=s.weight_decay,
+        max_grad_norm=s.max_grad_norm,
+        logging_steps=s.logging_steps,
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        eval_strategy=s.eval_strategy if has_eval else "no",
+        eval_steps=s.eval_steps,
+        seed=s.seed,
+        data_seed=s.seed,
+        dataloader_num_workers=s.dataloader_num_workers,
+        max_length=s.max_seq_length,
+        packing=s.packing,
+        assistant_only_loss=s.assistant_only_loss,
+        **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
+        report_to="none",
+        use_cpu=on_cpu,
+        save_strategy="steps",
+        logging_first_step=True,
+    )
+
+
+def _training_argument_names() -> set[str]:
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
+    """Gradient checkpointing under the name this transformers uses (5.2x renamed it
+    activation_checkpointing)."""
+    prefix = "activation" if "activation_checkpointing" in _training_argument_names() else "gradient"
+    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
+
+
+def warmup_kwargs(ratio: float) -> dict[str, float]:
+    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float below 1 is a ratio); 4.x has
+    both."""
+    if "warmup_ratio" in _training_argument_names():
+        return {"warmup_ratio": ratio}
+    if not 0 <= ratio < 1:
+        raise TrainingError(f"warmup ratio must be in [0, 1), got {ratio}")
+    return {"warmup_steps": ratio}
+
+
+def effective_settings(settings: SFTSettings, loaded: LoadedModel) -> dict[str, Any]:
+    changes = dict(loaded.adjustments)
+    if loaded.device == "cpu":
+        changes.update(cpu_adjustments(settings))
+    return {
+        **settings.to_dict(),
+        "backend": loaded.backend,
+        "device": loaded.device,
+        "changed_for_backend": changes,
+    }
+
+
+def finish(
+    reservation: Reservation,
+    loaded: LoadedModel,
+    config: dict[str, Any],
+    *,
+    engine=None,
+    do_register: bool = True,
+) -> TrainResult:
+    """Save adapter + tokenizer + config.yaml, move the checkpoint into place, register it."""
+    reservation.partial.mkdir(parents=True, exist_ok=True)
+    loaded.model.save_pretrained(str(reservation.partial))  # adapter weights only
+    loaded.tokenizer.save_pretrained(str(reservation.partial))
+    write_config(reservation.partial, config)
+    path = reservation.commit()
+    log.info("checkpoint %s written to %s", reservation.version, path)
+    model_version_id = None
+    if do_register:
+        if engine is None:
+            from db.session import make_engine
+
+            engine = make_engine()
+        try:
+            model_version_id = register(engine, path)
+        except Exception as exc:  # the checkpoint is complete; only the store failed
+            raise TrainingError(
+                f"checkpoint {path} is complete but registering it failed ({exc}); register it "
+                f"later with `qmind train register {path}`"
+            ) from exc
+        log.info("registered as model version %s", model_version_id)
+    return TrainResult(str(path), reservation.version, config, model_version_id)
+
+
+def train_sft(
+    data: str | pathlib.Path,
+    *,
+    settings: SFTSettings = SFTSettings(),
+    adapter: str | None = None,
+    checkpoints_root: str | pathlib.Path = DEFAULT_CHECKPOINTS,
+    trainer_root: str | pathlib.Path = DEFAULT_TRAINER_DIR,
+    final: bool = False,
+    engine=None,
+    do_register: bool = True,
+) -> TrainResult:
+    """Train an adapter on an SFT export and write a registered checkpoint (see the module docstring)."""
+    dataset, meta = load_training_data(data, kind="sft")
+    for column in ("messages", "split"):
+        if column not in dataset.column_names:
+            raise TrainingError(f"{data} has no '{column}' column; expected a `qmind export sft` file")
+    train = dataset.filter(lambda r: r["split"] == "train").select_columns(["messages"])
+    evaluation = dataset.filter(lambda r: r["split"] == "eval").select_columns(["messages"])
+    if len(train) == 0:
+        raise TrainingError(f"{data} has no train rows (all {len(dataset)} rows are in the eval split)")
+    backend = choose_backend(settings.backend, load_in_4bit=settings.load_in_4bit, adapter=adapter)
+    reservation = reserve(checkpoints_root, final=final)
+    try:
+        loaded = load_for_training(
+            settings.base_model,
+            settings.lora,
+            backend=backend,
+            load_in_4bit=settings.load_in_4bit,
+            max_seq_length=settings.max_seq_length,
+            adapter=adapter,
+        )
+        from trl import SFTConfig, SFTTrainer
+
+        log.info(
+            "SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s",
+            reservation.version,
+            loaded.base_model,
+            loaded.backend,
+            loaded.device,
+            len(train),
+            len(evaluation),
+            data,
+        )
+
+        output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
+        args = SFTConfig(
+            **trl_sft_kwargs(
+                settings, output_dir=output_dir, has_eval=len(evaluation) > 0, on_cpu=loaded.device == "cpu"
+            )
+        )
+        trainer = SFTTrainer(
+            model=loaded.model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=evaluation if len(evaluation) else None,
+            processing_class=loaded.tokenizer,
+        )
+        output = trainer.train()
+        history = list(trainer.state.log_history)
+        eval_metrics = trainer.evaluate() if len(evaluation) else {}
+        history.append(eval_metrics)
+        eval_loss = last_logged(history, "eval_loss")
+        config = {
+            "version": reservation.version,
+            "base_model": loaded.base_model,
+            "training_data": data_record(data, meta),
+            "num_examples": len(train),
+            "epochs": settings.num_train_epochs,
+            "final_loss": last_logged(trainer.state.log_history, "loss") or float(output.training_loss),
+            "eval_accuracy": last_logged(history, "eval_mean_token_accuracy"),
+            "date": today(),
+            "method": "sft",
+            "eval_loss": eval_loss,
+            "num_eval_examples": len(evaluation),
+            "perplexity": math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None,
+            "mean_train_loss": float(output.training_loss),
+            "steps": int(trainer.state.global_step),
+            "epochs_completed": float(trainer.state.epoch or 0.0),
+            "parent_adapter": loaded.adjustments.get("continued_from"),
+            "training_config": effective_settings(settings, loaded),
+            "trainer_dir": str(pathlib.Path(output_dir).resolve()),
+            "versions": library_versions(),
+        }
+        return finish(reservation, loaded, config, engine=engine, do_register=do_register)
+    except BaseException:
+        if not reservation.path.exists() or not any(reservation.path.iterdir()):
+            reservation.abandon()
+        raise
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "unsloth"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
