@@ -164,7 +164,7 @@ def main(argv=None) -> int:
         inproc_after = in_process()
         inproc = (inproc_before + inproc_after) / 2
         out = {
-            "tasks": n, "workers": args.workers, "pool": args.pool,
+            "tasks": n, "workers": args.workers, "pool": args.pool, "task_events": config.task_events,
             "task": "benchmarks.queue_tasks.evaluate_trivial (production evaluation path, fixed verdict)",
             "in_process_s": round(inproc, 3),
             "in_process_runs_s": [round(inproc_before, 3), round(inproc_after, 3)], "distributed_s": round(distributed, 3), "publish_s": round(published, 3),

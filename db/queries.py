@@ -78,12 +78,16 @@ def best_evaluations(session: Session, goal_name: str, *, top: int = 10,
         known = session.execute(select(Goal.name).distinct().order_by(Goal.name).limit(50)).scalars().all()
         raise StoreError(f"no goal named '{goal_name}' in the store; goals with results: "
                          f"{', '.join(known) if known else 'none yet'}")
-    stmt = (select(Evaluation).where(Evaluation.goal_id.in_(goal_ids), Evaluation.status == "valid")
-            .order_by(Evaluation.vqe_error, Evaluation.id).limit(top))
-    if scorer_version:
-        stmt = stmt.where(Evaluation.scorer_version == scorer_version)
+    best: list[Evaluation] = []
+    for goal_id in goal_ids:  # one ordered index scan per goal row (a join would sort every valid row)
+        stmt = (select(Evaluation).where(Evaluation.goal_id == goal_id, Evaluation.status == "valid")
+                .order_by(Evaluation.vqe_error, Evaluation.id).limit(top))
+        if scorer_version:
+            stmt = stmt.where(Evaluation.scorer_version == scorer_version)
+        best += session.execute(stmt).scalars().all()
+    best.sort(key=lambda ev: (ev.vqe_error is None, ev.vqe_error or 0.0, ev.id))
     out = []
-    for rank, ev in enumerate(session.execute(stmt).scalars(), start=1):
+    for rank, ev in enumerate(best[:top], start=1):
         first = session.execute(
             select(Candidate.id, Candidate.temperature, GenerationBatch.run_id, GenerationBatch.iteration,
                    ModelVersion.name, Candidate.code)

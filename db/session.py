@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -13,6 +16,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import StoreConfig
 from .errors import StoreError
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_dumps(value: Any, **kwargs: Any) -> str:
+    """Strict JSON for the store; non-finite numbers become null (cleaned only when present: the fast path
+    is one C-encoder call)."""
+    try:
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(finite(value), allow_nan=False, **kwargs)
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -68,7 +91,7 @@ def make_engine(url: str | URL | None = None, *, config: StoreConfig | None = No
         ms = int(config.sql_timeout_s * 1000)
         connect_args["options"] = f"-c default_transaction_read_only=on -c statement_timeout={ms}"
     return create_engine(parsed, echo=config.db_echo, pool_pre_ping=True, pool_size=config.db_pool_size,
-                         connect_args=connect_args)
+                         connect_args=connect_args, json_serializer=json_dumps)
 
 
 def _sqlite_engine(url: URL, config: StoreConfig, read_only: bool) -> Engine:
@@ -78,7 +101,7 @@ def _sqlite_engine(url: URL, config: StoreConfig, read_only: bool) -> Engine:
         parent = pathlib.Path(url.database).resolve().parent
         if not parent.is_dir():
             raise StoreError(f"cannot create SQLite database {url.database}: folder {parent} does not exist")
-    engine = create_engine(url, echo=config.db_echo,
+    engine = create_engine(url, echo=config.db_echo, json_serializer=json_dumps,
                            connect_args={"timeout": config.sqlite_busy_timeout_s})
     busy_ms = int(config.sqlite_busy_timeout_s * 1000)
 

@@ -8,9 +8,7 @@ result, before the task is acknowledged. Nothing here imports quantum-mind code:
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,6 +30,7 @@ from .models import (
     ModelVersion,
     Run,
 )
+from .session import json_dumps
 
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
 
@@ -243,16 +242,6 @@ def begin_attempt(session: Session, key: EvaluationKey, *, max_attempts: int, re
     return Attempt(ev_id, attempts, STATUS_PENDING, proceed=True)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     """Flatten an ``EvaluationResult.to_dict()`` into evaluation columns (unknown keys are ignored)."""
     status = payload.get("status")
@@ -283,8 +272,9 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     cols.update(reward_version=r.get("version"), seed_reward=r.get("seed_reward"),
                 shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"))
     sb = payload.get("sandbox") or {}
-    for name, value in cols.items():  # NaN / inf mean "not a number": stored as NULL (JSON has no NaN)
-        cols[name] = _finite(value)
+    for name, value in cols.items():  # NaN / inf mean "not a number": NULL (inside JSON values: json_dumps)
+        if isinstance(value, float) and not math.isfinite(value):
+            cols[name] = None
     cols["sandbox_isolation"] = sb.get("isolation") or None
     cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
     cols["reused_from"] = payload.get("reused_from") or None
@@ -309,18 +299,21 @@ def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, di
         if key in seen:  # one statement may not touch a row twice; the first verdict wins anyway
             continue
         seen.add(key)
-        cols.update(code_sha256=key.code_sha256, goal_id=key.goal_id, scorer_version=key.scorer_version,
-                    worker_host=worker_host, attempts=0, created_at=now, updated_at=now, finished_at=now)
+        cols.update(code_sha256=key.code_sha256, goal_id=key.goal_id, scorer_version=key.scorer_version)
         rows.append(cols)
     if not rows:
         return 0
+    # the same for every row of this call
+    constants = {"worker_host": worker_host, "attempts": 0, "created_at": now, "updated_at": now, "finished_at": now}
     keep = {*_KEY_COLUMNS, "attempts", "created_at"}
     if worker_host is None:
         keep.add("worker_host")  # keep the host begin_attempt recorded
-    updated = [c for c in rows[0] if c not in keep]
+    updated = [c for c in [*rows[0], *constants] if c not in keep]
     if session.get_bind().dialect.name == "postgresql" and len(rows) >= BULK_THRESHOLD:
-        _bulk_upsert(session, rows, updated)
+        _bulk_upsert(session, rows, constants, updated)
         return len(rows)
+    for row in rows:
+        row.update(constants)
     stmt = _cached(session, "record_evaluations", lambda ins: ins.on_conflict_do_update(
         index_elements=list(_KEY_COLUMNS), set_={c: ins.excluded[c] for c in updated},
         where=Evaluation.status == STATUS_PENDING), tuple(updated))
@@ -328,31 +321,21 @@ def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, di
     return len(rows)
 
 
-def _bulk_upsert(session: Session, rows: list[dict[str, Any]], updated: list[str]) -> None:
-    """PostgreSQL bulk path with the same semantics: all rows as one JSON document, expanded by the server
-    (``json_populate_recordset``) into one upsert."""
-    cols = list(rows[0])
-    names = ", ".join(cols)
-    stamps = [c for c in cols if isinstance(rows[0][c], datetime.datetime)]
-    for row in rows:  # the same few timestamps in every row: text once, not a callback per value
-        for c in stamps:
-            row[c] = row[c].isoformat()
-    try:
-        document = json.dumps(rows, separators=(",", ":"), allow_nan=False, default=_json_default)
-    except ValueError as exc:
-        raise StoreError(f"an evaluation payload holds a non-finite number ({exc}); expected finite numbers or "
-                         f"null, as EvaluationResult.to_dict() produces") from None
+def _bulk_upsert(session: Session, rows: list[dict[str, Any]], constants: dict[str, Any],
+                 updated: list[str]) -> None:
+    """PostgreSQL bulk path with the same semantics: the rows as one JSON document (nulls left out, constants
+    sent once), expanded by the server (``json_populate_recordset``) into one upsert."""
+    columns = list(rows[0])
+    sparse = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    document = json_dumps(sparse, separators=(",", ":"))
+    names = ", ".join([*columns, *constants])
+    values = ", ".join([*columns, *(f"%({c})s" for c in constants)])
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
     session.connection().exec_driver_sql(
-        f"INSERT INTO evaluations ({names}) SELECT {names} FROM json_populate_recordset(NULL::evaluations, %s::json) "
+        f"INSERT INTO evaluations ({names}) SELECT {values} "
+        f"FROM json_populate_recordset(NULL::evaluations, %(document)s::json) "
         f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {assignments} "
-        f"WHERE evaluations.status = '{STATUS_PENDING}'", (document,))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in an evaluation row")
+        f"WHERE evaluations.status = '{STATUS_PENDING}'", {"document": document, **constants})
 
 
 def record_evaluation(session: Session, key: EvaluationKey, payload: dict[str, Any], *,

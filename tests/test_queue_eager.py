@@ -59,8 +59,9 @@ def test_generation_goes_to_the_gpu_queue_and_evaluation_to_the_cpu_queue():
     configure(app, QueueConfig(broker_url="redis://127.0.0.1:6379/11", queue_prefix="p-"))
     try:
         route = app.amqp.router.route
-        assert route({}, EVALUATE_TASK)["queue"].name == "p-cpu"
-        assert route({}, GENERATE_TASK)["queue"].name == "p-gpu"
+        cpu, gpu = route({}, EVALUATE_TASK)["queue"], route({}, GENERATE_TASK)["queue"]
+        assert (cpu.name, cpu.exchange.name, cpu.routing_key) == ("p-cpu", "p-cpu", "p-cpu")
+        assert (gpu.name, gpu.exchange.name, gpu.routing_key) == ("p-gpu", "p-gpu", "p-gpu")
         assert app.conf.broker_transport_options["global_keyprefix"] == "p-"
         assert app.conf.broker_transport_options["visibility_timeout"] == 3600
         assert app.tasks[EVALUATE_TASK].time_limit == 660 and app.tasks[GENERATE_TASK].soft_time_limit == 1800
@@ -171,3 +172,17 @@ def test_qmind_worker_refuses_a_broker_it_cannot_reach(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli_app, ["worker", "--queues", "cpu"])
     message = " ".join(result.stderr.split())
     assert result.exit_code == 2 and "cannot reach the broker at redis://:***@127.0.0.1" in message
+
+
+def test_a_plain_celery_worker_also_refuses_a_store_whose_schema_is_behind(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QMIND_BROKER_URL": "redis://127.0.0.1:6379/11", "QMIND_QUEUE_PREFIX": "never-used-",
+           "QMIND_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", "1"],
+                            cwd=pathlib.Path(__file__).resolve().parents[1], env=env, check=False,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "run `qmind db upgrade`" in result.stderr

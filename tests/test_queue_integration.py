@@ -250,3 +250,22 @@ def test_a_poison_candidate_is_failed_after_max_attempts_and_the_queue_keeps_mov
     _, attempts, errors = evaluation_of(bench.engine, poison)
     assert kills == 3 and attempts == 4 and "gave up after 3 attempts" in errors[0]
     assert count_evaluations(bench.engine) == 4
+
+
+def test_each_task_kind_lands_only_in_its_own_queue(bench):
+    """Both queues are declared (a worker consumes each); a generation task and an evaluation task are then
+    published with no worker running: Redis holds exactly one message in each queue."""
+    import redis as redis_lib
+    from queuehelpers import REDIS_DB, REDIS_HOST, REDIS_PORT
+
+    from workers.submit import submit_evaluations, submit_generation
+
+    for queues in ("cpu", "gpu"):  # declare both queues and their bindings, then stop
+        bench.worker(queues=queues).wait_ready().stop()
+    [cid] = seed_candidates(bench.engine, [variant(7)])
+    submit_evaluations([cid])
+    submit_generation(run_id=1, goal_id=1, iteration=0, prompts=[{"prompt_index": 0}],
+                      generator={"generator": "procedural"})
+    client = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    prefix = bench.env["QMIND_QUEUE_PREFIX"]
+    assert client.llen(f"{prefix}{prefix}cpu") == 1 and client.llen(f"{prefix}{prefix}gpu") == 1

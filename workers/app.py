@@ -8,11 +8,12 @@ Worker processes build the app from the environment (``QueueConfig()``); a proce
 from __future__ import annotations
 
 import logging
+import sys
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
-from .config import QueueConfig
+from .config import QueueConfig, QueueConfigError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,10 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=(Queue(config.cpu_queue), Queue(config.gpu_queue)),
+        # each queue its own direct exchange and routing key (left out, Celery binds every queue to the default
+        # exchange and key; its own publishing still goes by queue name, but the bindings would be shared)
+        task_queues=tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                          for name in (config.cpu_queue, config.gpu_queue)),
         task_default_queue=config.cpu_queue,
         task_create_missing_queues=False,
         task_routes={EVALUATE_TASK: {"queue": config.cpu_queue}, GENERATE_TASK: {"queue": config.gpu_queue}},
@@ -73,7 +77,7 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         task_publish_retry=True,
         task_publish_retry_policy={"max_retries": config.publish_retries, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 1.0},
-        worker_send_task_events=True,
+        worker_send_task_events=config.task_events,
         task_track_started=True,
         worker_hijack_root_logger=False,
         qmind_config=config,
@@ -111,14 +115,24 @@ configure(app, QueueConfig())
 
 @signals.worker_init.connect
 def _check_before_serving(sender=None, **_kwargs) -> None:
-    """A worker refuses to start on a bad configuration or a schema it does not match."""
+    """A worker refuses to start on a bad configuration or a schema it does not match (Celery would only log
+    an exception raised here, so the process exits)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.errors import StoreError
     from db.migrate import ensure_schema
 
     from .store import get_engine
 
     config = current_config(app)
-    config.check()
-    ensure_schema(get_engine(config), upgrade=False)
+    try:
+        config.check()
+        ensure_schema(get_engine(config), upgrade=False)
+    except (QueueConfigError, StoreError, SQLAlchemyError) as exc:
+        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        log.critical("quantum-mind worker refuses to start: %s", message)
+        sys.stderr.write(f"error: quantum-mind worker refuses to start: {message}\n")
+        raise SystemExit(2) from None
 
 
 @signals.worker_process_init.connect

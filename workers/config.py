@@ -54,6 +54,8 @@ class QueueConfig(BaseSettings):
     broker_connect_timeout_s: float = Field(5.0, gt=0, description=(
         "Seconds to reach the broker before a submission fails"))
     publish_retries: int = Field(2, ge=0, description="Publish retries before a submission fails")
+    task_events: bool = Field(True, description=(
+        "Workers send task events (Flower's task list and worker stats need them)"))
     worker_concurrency: int = Field(0, ge=0, description="CPU worker processes per host; 0 = number of cores")
     allow_insecure_sandbox: bool = Field(False, description=(
         "Let a CPU worker start when the sandbox cannot use bubblewrap (weaker fallback isolation); never in "

@@ -83,7 +83,9 @@ def worker(
         name = hostname or f"cpu@{host}"
     queue = config.gpu_queue if queues == "gpu" else config.cpu_queue
     argv = ["worker", "--queues", queue, "--pool", pool, "--concurrency", str(procs), "--hostname", name,
-            "--loglevel", loglevel, "--task-events", "--without-gossip", "--without-mingle"]
+            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    if config.task_events:
+        argv.append("--task-events")
     celery_app.worker_main(argv)
 
 
