@@ -53,14 +53,14 @@ def worker_name(task) -> str:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------------
-def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float) -> dict[str, Any]:
+def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float, reuse=None) -> dict[str, Any]:
     """Run the evaluation cascade; any failure of the cascade itself becomes a ``failed`` verdict."""
     try:
         from workers.evaluation.cascade import EvaluationConfig, evaluate_code
         from workers.evaluation.goals import Goal
 
         goal = Goal.from_spec(goal_spec)
-        result = evaluate_code(code, goal, seed=seed, config=EvaluationConfig.from_env())
+        result = evaluate_code(code, goal, seed=seed, config=EvaluationConfig.from_env(), reuse=reuse)
     except SoftTimeLimitExceeded:
         return {"status": "timeout", "stage": "queue", "seed": seed,
                 "errors": [f"the evaluation took longer than the soft time limit of {soft_limit:g} s"]}
@@ -94,7 +94,13 @@ def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[st
         if not attempt.proceed:
             return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": attempt.status,
                     "attempts": attempt.attempts}
-        payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
+        if evaluate is _evaluate:  # renamed copies of an already scored circuit reuse its scores
+            from .reuse import lookup_for
+
+            payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s,
+                               reuse=lookup_for(engine, work.goal_id, work.code_sha256))
+        else:
+            payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
         with session_scope(engine) as session:
             writes.record_evaluations(session, [(key, payload)])
     except Exception as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from typing import Callable
 
 from qiskit import QuantumCircuit
 
@@ -168,7 +169,32 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
     return _finish(R.STATUS_VALID, goal, seed, "done", timings, bp=bp, vqe=vqe, **common)
 
 
-def evaluate_code(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None) -> R.EvaluationResult:
-    """Run the whole cascade on untrusted ``code`` for ``goal``. Never raises for anything the code does."""
+def reuse_scores(prepared: Prepared, bp: R.BarrenPlateauResult | None, vqe: R.VQEResult | None, *,
+                 source: str) -> R.EvaluationResult:
+    """A result for ``prepared`` whose barren-plateau and VQE scores are copied from an earlier evaluation of the
+    same circuit (same fingerprint). Verification, gate counts and the rewards (gate cost included) are this
+    candidate's own."""
+    if prepared.result is not None:
+        return prepared.result
+    stage = "done" if vqe is not None else "bp"
+    timings = dict(prepared.timings, reused=0.0)
+    result = _finish(R.STATUS_VALID, prepared.goal, prepared.seed, stage, timings, bp=bp, vqe=vqe,
+                     verification=prepared.verification, sandbox=prepared.sandbox, fingerprint=prepared.fingerprint)
+    return dataclasses.replace(result, reused_from=source)
+
+
+def evaluate_code(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None,
+                  reuse: Callable[[str], tuple | None] | None = None) -> R.EvaluationResult:
+    """Run the whole cascade on untrusted ``code`` for ``goal``. Never raises for anything the code does.
+
+    ``reuse(fingerprint) -> (bp, vqe, source) | None`` lets a caller hand back the scores of an earlier evaluation
+    of the same circuit (a renamed copy), so the expensive stages are skipped.
+    """
     config = config or EvaluationConfig()
-    return score(prepare(code, goal, seed=seed, config=config), config=config)
+    prepared = prepare(code, goal, seed=seed, config=config)
+    if prepared.result is None and prepared.fingerprint and reuse is not None:
+        found = reuse(prepared.fingerprint)
+        if found is not None:
+            bp, vqe, source = found
+            return reuse_scores(prepared, bp, vqe, source=source)
+    return score(prepared, config=config)
