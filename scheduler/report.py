@@ -21,7 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-ERROR_FLOOR = 1e-10
+ERROR_FLOOR = 1e-12
+"""Errors below this are drawn at it (exact to numerical precision)."""
+_BASE_MARKERS = "sD^vP*Xph"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,10 @@ def pareto_front(points: Sequence[ReportPoint]) -> list[ReportPoint]:
     return front
 
 
+def _legend_outside(ax) -> None:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+
+
 def _err(x: float) -> float:
     return max(x, ERROR_FLOOR)
 
@@ -71,23 +77,18 @@ def plot_error_per_iteration(goal: str, points: Sequence[ReportPoint], iteration
             ys.append(_err(best))
     if xs:
         ax.plot(xs, ys, marker="o", color="tab:blue", label="best discovered so far")
-    labelled = False
-    for p in points:
-        if p.baseline and p.error is not None:
-            ax.axhline(_err(p.error), ls="--", lw=1, alpha=0.6, color="gray",
-                       label=None if labelled else "baselines (scored once)")
-            labelled = True
-            ax.annotate(p.label, (iterations + 0.05, _err(p.error)), fontsize=7, color="gray", va="center")
+    for i, p in enumerate(q for q in points if q.baseline and q.error is not None):
+        ax.axhline(_err(p.error), ls="--", lw=1, alpha=0.7, color=f"C{(i + 1) % 10}", label=f"baseline {p.label}")
+    ax.axhspan(ERROR_FLOOR * 0.5, ERROR_FLOOR * 2, color="green", alpha=0.08, lw=0)
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration")
-    ax.set_ylabel("energy error (E - E_exact)")
+    ax.set_ylabel(f"energy error (E - E_exact; floor {ERROR_FLOOR:g})")
     ax.set_title(f"{goal}: best error per iteration")
-    ax.set_xlim(0.5, iterations + 1.6)
+    ax.set_xlim(0.5, iterations + 0.5)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    _legend_outside(ax)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -98,12 +99,9 @@ def plot_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib.Path) ->
     if found:
         ax.scatter([p.two_qubit_gates for p in found], [_err(p.error) for p in found], s=18, alpha=0.5,
                    label="discovered", color="tab:blue")
-    if base:
-        ax.scatter([p.two_qubit_gates for p in base], [_err(p.error) for p in base], s=40, marker="s",
-                   label="baselines", color="tab:orange")
-        for p in base:
-            ax.annotate(p.label, (p.two_qubit_gates, _err(p.error)), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
+    for i, p in enumerate(base):
+        ax.scatter([p.two_qubit_gates], [_err(p.error)], s=46, marker=_BASE_MARKERS[i % len(_BASE_MARKERS)],
+                   label=f"baseline {p.label}", color=f"C{(i + 1) % 10}", edgecolor="black", linewidth=0.5)
     front = pareto_front(found)
     if front:
         ax.step([p.two_qubit_gates for p in front], [_err(p.error) for p in front], where="post", color="tab:red",
@@ -113,21 +111,26 @@ def plot_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib.Path) ->
     ax.set_ylabel("energy error")
     ax.set_title(f"{goal}: error against two-qubit gates")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    _legend_outside(ax)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
 def plot_gradient_variance(goal: str, points: Sequence[ReportPoint], path: pathlib.Path, top: int = 3) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    best = sorted((p for p in points if not p.baseline and p.bp_sizes and p.error is not None),
-                  key=lambda p: p.error)[:top]
+    best, seen = [], set()
+    for p in sorted((p for p in points if not p.baseline and p.bp_sizes and p.error is not None),
+                    key=lambda p: p.error):
+        key = (p.bp_sizes, tuple(round(v, 12) for v in p.bp_variances))
+        if key not in seen and len(best) < top:  # renamed copies share one curve: draw it once
+            seen.add(key)
+            best.append(p)
     shown = [(p, "-", "o") for p in best]
     shown += [(p, "--", "s") for p in points if p.baseline and p.bp_sizes]
     for p, style, marker in shown:
         ys = [max(v, 1e-16) for v in p.bp_variances]
-        label = p.label + (f" (decay {p.decay_rate:+.2f}/qubit)" if p.decay_rate is not None else "")
+        label = ("baseline " if p.baseline else "") + p.label + (
+            f" (decay {p.decay_rate:+.2f}/qubit)" if p.decay_rate is not None else "")
         ax.plot(list(p.bp_sizes), ys, ls=style, marker=marker, label=label)
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -136,11 +139,10 @@ def plot_gradient_variance(goal: str, points: Sequence[ReportPoint], path: pathl
     ax.set_title(f"{goal}: gradient variance against system size")
     ax.grid(alpha=0.3, which="both")
     if shown:
-        ax.legend(fontsize=7)
+        _legend_outside(ax)
     else:
         ax.text(0.5, 0.5, "no barren-plateau data", transform=ax.transAxes, ha="center")
-    fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 

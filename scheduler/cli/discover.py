@@ -111,7 +111,7 @@ def render_summary(summary) -> None:
             table.add_column(col, justify="right")
 
         def row(label, r, style=None):
-            table.add_row(label, "-" if r.get("error") is None else f"{r['error']:.3e}", str(r.get("depth", "-")),
+            table.add_row(label, "-" if r.get("error") is None else f"{r['error']:.2e}", str(r.get("depth", "-")),
                           str(r.get("num_parameters", "-")), str(r.get("two_qubit_gates", "-")),
                           "-" if r.get("decay_rate") is None else f"{r['decay_rate']:+.3f}",
                           "yes" if r.get("has_barren_plateau") else "no", style=style)
