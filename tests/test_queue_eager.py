@@ -186,3 +186,4 @@ def test_a_plain_celery_worker_also_refuses_a_store_whose_schema_is_behind(tmp_p
                             cwd=pathlib.Path(__file__).resolve().parents[1], env=env, check=False,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "run `qmind db upgrade`" in result.stderr
+

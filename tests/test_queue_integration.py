@@ -154,7 +154,7 @@ def test_a_worker_child_killed_mid_evaluation_is_redelivered_and_leaves_exactly_
                what="the evaluation to start")
     killed = worker.kill_child()
     statuses = wait_for_evaluations(tickets, timeout_s=180)
-    assert statuses == {cid: "valid"}
+    assert statuses == {cid: "valid"}, evaluation_of(bench.engine, code)
     status, attempts, _ = evaluation_of(bench.engine, code)
     assert (status, attempts) == ("valid", 2)
     assert count_evaluations(bench.engine) == 1
@@ -219,7 +219,7 @@ def test_a_database_outage_during_a_write_is_retried_and_stored_once(bench):
                    interval=0.2, what="the worker to meet the outage")
     finally:
         _block_database(bench.db_name, False)
-    assert wait_for_evaluations(tickets, timeout_s=180) == {cid: "valid"}
+    assert wait_for_evaluations(tickets, timeout_s=180) == {cid: "valid"}, evaluation_of(bench.engine, code)
     assert count_evaluations(bench.engine) == 1
     status, attempts, _ = evaluation_of(bench.engine, code)
     assert status == "valid" and attempts >= 2
@@ -269,3 +269,27 @@ def test_each_task_kind_lands_only_in_its_own_queue(bench):
     client = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
     prefix = bench.env["QMIND_QUEUE_PREFIX"]
     assert client.llen(f"{prefix}{prefix}cpu") == 1 and client.llen(f"{prefix}{prefix}gpu") == 1
+
+
+def test_a_submitted_message_carries_no_time_limits_so_the_workers_own_apply(bench):
+    """Celery caches a task's publishing options (limits included) and a worker obeys the limits in a message:
+    a submission must not carry limits from an earlier configuration of the submitting process."""
+    import json
+
+    import redis as redis_lib
+
+    from queuehelpers import REDIS_DB, REDIS_HOST, REDIS_PORT
+    from workers.app import EVALUATE_TASK, app, configure
+    from workers.config import QueueConfig
+    from workers.submit import submit_evaluations
+
+    fields = {k[len("QMIND_"):].lower(): v for k, v in bench.env.items() if k.startswith("QMIND_")}
+    configure(app, QueueConfig(**{**fields, "evaluate_soft_time_limit_s": 3, "evaluate_time_limit_s": 4}))
+    app.tasks[EVALUATE_TASK]._get_exec_options()  # Celery caches the 3 s limit here
+    configure(app, QueueConfig(**fields))
+    [cid] = seed_candidates(bench.engine, [variant(8)])
+    submit_evaluations([cid])
+    prefix = bench.env["QMIND_QUEUE_PREFIX"]
+    client = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    [raw] = client.lrange(f"{prefix}{prefix}cpu", 0, -1)
+    assert json.loads(raw)["headers"]["timelimit"] == [None, None]

@@ -83,12 +83,13 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         qmind_config=config,
     )
     _forget_broker_state(celery_app)
-    # Tasks already bound keep their old annotations: update them in place.
-    for name, opts in limits.items():
-        task = celery_app.tasks.get(name) if celery_app.finalized else None
-        if task is not None:
-            for attr, value in opts.items():
+    # Tasks already bound keep their old annotations: update them in place, and drop the publishing options
+    # Celery cached from them.
+    if celery_app.finalized:
+        for task in celery_app.tasks.values():
+            for attr, value in limits.get(task.name, {}).items():
                 setattr(task, attr, value)
+            task._exec_options = None
     return celery_app
 
 

@@ -64,7 +64,8 @@ def check_broker(celery_app: Celery = app) -> None:
 def _publish(celery_app: Celery, task_name: str, sent: int, total: int, **options: Any) -> None:
     config = current_config(celery_app)
     try:
-        celery_app.tasks[task_name].apply_async(**options)
+        # no time limits in the message: the worker's own (checked against its visibility timeout) apply
+        celery_app.tasks[task_name].apply_async(time_limit=None, soft_time_limit=None, **options)
     except _BROKER_ERRORS as exc:
         raise QueueUnavailableError(
             f"the broker at {config.redacted_broker()} failed after {sent} of {total} tasks were submitted "
