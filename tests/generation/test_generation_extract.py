@@ -66,7 +66,7 @@ def test_a_completion_cut_inside_the_code_says_it_may_have_been_cut():
 
 
 def test_a_completion_cut_before_the_function_says_a_stop_sequence_may_have_cut_it():
-    # what the seed's "\n\n\n" stop sequence does to PEP 8 code (two blank lines after the imports)
+    # what the seed's "\n\n\n" stop sequence, applied literally, does to PEP 8 code (two blank lines after the imports)
     found = extract_code("```python\nfrom qiskit import QuantumCircuit")
     assert found.code is None
     assert "never reaches 'def create_ansatz('" in found.error and "stop sequence" in found.error

@@ -3,19 +3,20 @@
 import pytest
 import torch
 
-from tests.generation.lessons import HEIS_CODE, HEIS_CONTEXT, TFIM_CONTEXT
+from tests.generation.lessons import HEIS_CODE, HEIS_CONTEXT, TFIM_CONTEXT, XY_CODE, XY_CONTEXT
 from tests.tinymodel import SAMPLE_CODE
 from workers.evaluation.goals import get_goal
 from workers.generation import build_generator
 from workers.generation.base import PromptRequest, candidate_seed
 from workers.generation.config import GeneratorConfig
-from workers.generation.decoding import SamplingSpec, eos_token_ids, generate_rows
+from workers.generation.decoding import SamplingSpec, eos_token_ids, finish_row, generate_ids, generate_rows
 from workers.generation.errors import GenerationError
 from workers.generation.graph_decoder import GraphDecoder
 from workers.generation.prompts import chat_text, render_prompt
 
 TFIM = PromptRequest(get_goal("tfim-4"), TFIM_CONTEXT, seed=1)
 HEIS = PromptRequest(get_goal("heisenberg-6"), HEIS_CONTEXT, seed=2)
+XY = PromptRequest(get_goal("xy-6"), XY_CONTEXT, seed=3)
 
 
 def generator(ckpt, **overrides):
@@ -56,20 +57,76 @@ def test_one_generate_call_yields_three_candidates_per_prompt_at_their_temperatu
     assert gen.model is model and len(calls) == 2  # loaded once
 
 
-def test_each_prompt_gets_its_own_answer_despite_left_padding_and_stop_sequences_cut_it(tiny_checkpoint):
+def test_each_prompt_gets_its_own_answer_despite_left_padding_and_the_closing_fence_ends_it(tiny_checkpoint):
     gen = generator(tiny_checkpoint, temperatures=(0.0,))
     tfim, heis = gen.generate([TFIM, HEIS])
     (a,), (b,) = tfim.candidates, heis.candidates
     # "```\n" stops the tfim answer before the closing fence and the prose after it
     assert a.raw == "```python\n" + SAMPLE_CODE and a.code == SAMPLE_CODE and a.finish_reason == "stop"
-    # "\n\n\n" (PEP 8's two blank lines) stops the heisenberg answer right after its imports
+    # PEP 8's two blank lines come before `def create_ansatz`: "\n\n\n" does not count there, the fence does
+    assert b.raw == "```python\n" + HEIS_CODE and b.code == HEIS_CODE and b.finish_reason == "stop"
+
+
+def test_applied_literally_the_blank_line_stop_cuts_the_pep8_answer_before_its_function(tiny_checkpoint):
+    (batch,) = generator(tiny_checkpoint, temperatures=(0.0,), stop_after_definition=False).generate([HEIS])
+    (b,) = batch.candidates
     assert b.raw == "```python\n" + HEIS_CODE.split("\n\n\n")[0] and b.finish_reason == "stop"
     assert b.code is None and "stop sequence" in b.extraction_error
+    assert batch.settings["stop_after_definition"] is False
 
 
-def test_without_the_blank_line_stop_the_pep8_answer_comes_through_whole(tiny_checkpoint):
-    (batch,) = generator(tiny_checkpoint, temperatures=(0.0,), stop=("```\n",)).generate([HEIS])
-    assert batch.candidates[0].code == HEIS_CODE
+def test_a_bare_opening_fence_does_not_end_the_completion(tiny_checkpoint):
+    (batch,) = generator(tiny_checkpoint, temperatures=(0.0,)).generate([XY])
+    (c,) = batch.candidates
+    assert c.raw == "```\n" + XY_CODE and c.code == XY_CODE and c.finish_reason == "stop"
+    (literal,) = generator(tiny_checkpoint, temperatures=(0.0,), stop_after_definition=False).generate([XY])
+    assert literal.candidates[0].raw == "" and literal.candidates[0].code is None  # "```\n" matched at once
+
+
+def test_rows_of_one_generate_call_stop_each_at_their_own_effective_stop(tiny_checkpoint):
+    gen = generator(tiny_checkpoint)
+    gen.load()
+    tok = gen.tokenizer
+    untaught = PromptRequest(get_goal("tfim-6"), "", seed=4)  # no lesson: it never writes `def create_ansatz`
+    texts = [chat_text(tok, render_prompt(r.goal, r.memory_context)) for r in (TFIM, HEIS, XY, untaught)]
+    spec = SamplingSpec(temperatures=[0.0] * 4, seeds=[1, 2, 3, 4], max_new_tokens=200, stop=("```\n", "\n\n\n"))
+    eos = eos_token_ids(gen.model, tok)
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    generated, _ = generate_ids(gen.model, enc["input_ids"], enc["attention_mask"], spec, eos_ids=eos,
+                                pad_token_id=tok.pad_token_id, tokenizer=tok)
+    rows = [finish_row(g, tok, stop=spec.stop, eos_ids=eos + [tok.pad_token_id]) for g in generated]
+    assert [r.text for r in rows[:3]] == ["```python\n" + SAMPLE_CODE, "```python\n" + HEIS_CODE,
+                                          "```\n" + XY_CODE]
+    assert [r.finish_reason for r in rows[:3]] == ["stop"] * 3 and rows[3].finish_reason != "stop"
+    for row, ids in zip(rows[:3], generated[:3]):
+        stop_token = row.tokens - 1  # the token that completed the closing fence
+        assert tok.decode(ids[:row.tokens]).endswith("```\n") and not tok.decode(ids[:stop_token]).endswith("```\n")
+        assert set(ids[row.tokens:]) <= {tok.pad_token_id}  # this row stopped there; the batch went on
+    assert len({r.tokens for r in rows[:3]}) == 3  # three different stopping points in one call
+    assert max(r.tokens for r in rows[:3]) < len(generated[0])  # the untaught row kept the call going
+    decoded, _ = GraphDecoder(gen.model, tok, cuda_graph=False, check_every=8).decode(texts, spec, eos_ids=eos)
+    assert decoded == rows  # the graph engine's host check stops the same rows at the same tokens
+
+
+@pytest.mark.parametrize("engine", ["generate", "graph"])
+def test_when_no_stop_sequence_occurs_the_outputs_are_those_of_a_call_without_stops(tiny_checkpoint, engine):
+    gen = generator(tiny_checkpoint)
+    gen.load()
+    tok = gen.tokenizer
+    texts = [chat_text(tok, render_prompt(r.goal, r.memory_context)) for r in (TFIM, HEIS) for _ in range(3)]
+    eos = eos_token_ids(gen.model, tok)
+
+    def run(**stops):
+        spec = SamplingSpec(temperatures=[0.0, 1.0, 2.5] * 2, seeds=[1, 2, 3, 4, 5, 6], max_new_tokens=48, **stops)
+        if engine == "graph":
+            return GraphDecoder(gen.model, tok, cuda_graph=False, check_every=8).decode(texts, spec, eos_ids=eos)[0]
+        return generate_rows(gen.model, tok, texts, spec, eos_ids=eos)[0]
+
+    plain = run(stop=())
+    never = ("NEVER-STOP-HERE",)
+    assert not any(never[0] in r.text for r in plain) and {r.finish_reason for r in plain} <= {"eos", "length"}
+    assert run(stop=never) == plain
+    assert run(stop=never, stop_after_definition=False) == plain
 
 
 def test_temperature_zero_is_deterministic_and_high_temperature_varies_over_seeds(tiny_checkpoint):
@@ -88,13 +145,15 @@ def test_the_same_seed_reproduces_the_same_candidates(tiny_checkpoint):
     assert first == again and first != other
 
 
-def test_the_static_cache_engine_decodes_exactly_what_generate_decodes(tiny_checkpoint):
+@pytest.mark.parametrize(("after_definition", "max_new_tokens"), [(True, 200), (False, 60)])
+def test_the_static_cache_engine_decodes_exactly_what_generate_decodes(tiny_checkpoint, after_definition,
+                                                                        max_new_tokens):
     gen = generator(tiny_checkpoint)
     gen.load()
     tok = gen.tokenizer
     texts = [chat_text(tok, render_prompt(r.goal, r.memory_context)) for r in (TFIM, HEIS) for _ in range(3)]
-    spec = SamplingSpec(temperatures=[0.0, 0.9, 2.0] * 2, seeds=[1, 2, 3, 4, 5, 6], max_new_tokens=60,
-                        stop=("```\n", "\n\n\n"))
+    spec = SamplingSpec(temperatures=[0.0, 0.9, 2.0] * 2, seeds=[1, 2, 3, 4, 5, 6], max_new_tokens=max_new_tokens,
+                        stop=("```\n", "\n\n\n"), stop_after_definition=after_definition)
     eos = eos_token_ids(gen.model, tok)
     reference, _ = generate_rows(gen.model, tok, texts, spec, eos_ids=eos)
     decoded, stats = GraphDecoder(gen.model, tok, cuda_graph=False, check_every=8).decode(texts, spec, eos_ids=eos)

@@ -2,7 +2,8 @@
 
 Defaults are the seed document's inference and batch settings (../shared/seed/MODEL-CONFIG.md): max_new_tokens 1024,
 top_p 0.9, top_k 50, repetition_penalty 1.1, stop sequences ["```\\n", "\\n\\n\\n"], do_sample, float16, three
-completions per prompt at temperatures 0.5 / 0.7 / 0.9.
+completions per prompt at temperatures 0.5 / 0.7 / 0.9. The stop sequences count only after ``def create_ansatz``
+(:mod:`stopping` says why; ``stop_after_definition=False`` applies them literally).
 
 Order of the sampling transforms, in every backend: repetition penalty, then temperature, then top-k, then top-p,
 then the draw. transformers: the backend does not use generate's own warpers; one logits processor of ours
@@ -46,7 +47,11 @@ class GeneratorConfig(BaseSettings):
     top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling mass, applied after temperature.")
     top_k: int = Field(50, ge=0, description="Keep the k most likely tokens (0 = off), applied after temperature.")
     repetition_penalty: float = Field(1.1, gt=0.0, description="Penalty on tokens already in prompt or completion.")
-    stop: tuple[str, ...] = Field(SEED_STOP, description="Stop sequences; the completion ends before the first.")
+    stop: tuple[str, ...] = Field(
+        SEED_STOP, description="Stop sequences; the completion ends before the first one that counts.")
+    stop_after_definition: bool = Field(
+        True, description="A stop sequence counts only after 'def create_ansatz' in the completion (so PEP 8 blank "
+                          "lines and a bare opening fence do not end it); False: wherever it occurs (literal).")
     do_sample: bool = Field(True, description="Sample (True) or decode greedily at every temperature (False).")
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
         "float16", description="Weight dtype on CUDA (on CPU, 16-bit falls back to float32).")
@@ -107,5 +112,5 @@ class GeneratorConfig(BaseSettings):
         return {
             "temperatures": list(self.temperatures), "top_p": self.top_p, "top_k": self.top_k,
             "repetition_penalty": self.repetition_penalty, "max_new_tokens": self.max_new_tokens,
-            "stop": list(self.stop), "do_sample": self.do_sample,
+            "stop": list(self.stop), "stop_after_definition": self.stop_after_definition, "do_sample": self.do_sample,
         }

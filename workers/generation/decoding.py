@@ -6,7 +6,8 @@ Two engines share :mod:`sampling` (so the same seeds give the same tokens in bot
   :class:`RowSampler`, which draws each row's token (per-row temperature, top-k, top-p, seeded draw) and returns
   scores whose argmax is that token. generate's own repetition-penalty processor runs before it; generate adds no
   warpers of its own (they exist only with ``do_sample=True``), so the order is exactly penalty -> temperature ->
-  top-k -> top-p. Works everywhere (the CPU path, and a reference on CUDA, optionally with its static cache).
+  top-k -> top-p. Rows stop on their own at an effective stop sequence (:class:`StopAfterDefinition`, the rule of
+  :mod:`stopping`). Works everywhere (the CPU path, and a reference on CUDA, optionally with its static cache).
 - ``graph`` (:mod:`graph_decoder`): a static KV cache and a decode loop of our own whose step (model forward +
   sampling + bookkeeping) is captured once as a CUDA graph; stop sequences are checked every few steps on the host.
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .sampling import sample_rows
+from .stopping import first_effective_stop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,8 @@ class SamplingSpec:
     min_new_tokens: int = 0
     """Suppress end-of-turn tokens until this many were generated (benchmarks force exact lengths with it)."""
     stop: Sequence[str] = ()
+    stop_after_definition: bool = True
+    """A stop sequence counts only after ``def create_ansatz`` (:mod:`stopping`); False: wherever it occurs."""
     do_sample: bool = True
 
     def row_temperatures(self, device) -> torch.Tensor:
@@ -53,9 +57,9 @@ class RowOutput:
     """One decoded row."""
 
     text: str
-    """The completion, cut before the first stop sequence, special tokens removed."""
+    """The completion, cut before the first effective stop sequence, special tokens removed."""
     tokens: int
-    """Completion tokens generated for this row (up to and including the one that completed a stop sequence)."""
+    """Completion tokens generated for this row (up to and including the one that completed the stop sequence)."""
     finish_reason: str
     """stop, eos or length."""
 
@@ -72,13 +76,10 @@ class DecodeStats:
     engine: str = ""
 
 
-def _first_stop(text: str, stop: Sequence[str]) -> int:
-    hits = [text.find(s) for s in stop if s and s in text]
-    return min(hits) if hits else -1
-
-
-def finish_row(token_ids: Sequence[int], tokenizer, *, stop: Sequence[str], eos_ids: Sequence[int]) -> RowOutput:
-    """Cut a row's generated ids at the first end-of-turn token and its text before the first stop sequence."""
+def finish_row(token_ids: Sequence[int], tokenizer, *, stop: Sequence[str], eos_ids: Sequence[int],
+               after_definition: bool = True) -> RowOutput:
+    """Cut a row's generated ids at the first end-of-turn token and its text before the first effective stop
+    sequence (:func:`stopping.first_effective_stop`)."""
     ids = list(token_ids)
     eos = set(eos_ids)
     end = next((i for i, t in enumerate(ids) if t in eos), None)
@@ -88,18 +89,63 @@ def finish_row(token_ids: Sequence[int], tokenizer, *, stop: Sequence[str], eos_
         used = end + 1
     else:
         used = len(ids)
+
+    def first_stop(part: Sequence[int]) -> int:
+        return first_effective_stop(tokenizer.decode(part, skip_special_tokens=True), stop,
+                                    after_definition=after_definition)
+
     text = tokenizer.decode(ids, skip_special_tokens=True)
-    cut = _first_stop(text, stop)
+    cut = first_effective_stop(text, stop, after_definition=after_definition)
     if cut >= 0:
-        lo, hi = 1, len(ids)  # smallest prefix whose text already contains a stop sequence
+        lo, hi = 1, len(ids)  # smallest prefix whose text already contains an effective stop sequence
         while lo < hi:
             mid = (lo + hi) // 2
-            if _first_stop(tokenizer.decode(ids[:mid], skip_special_tokens=True), stop) >= 0:
+            if first_stop(ids[:mid]) >= 0:
                 hi = mid
             else:
                 lo = mid + 1
         return RowOutput(text[:cut], lo, "stop")
     return RowOutput(text, used, reason)
+
+
+def stop_window(stop: Sequence[str]) -> int:
+    """Tokens of a row's tail in which a stop sequence completed by the newest token must show: every token of an
+    ASCII stop adds at least one character, plus a margin for a first token that decodes differently alone (a
+    split UTF-8 character, a SentencePiece word start)."""
+    return max((len(s) for s in stop), default=0) + 16
+
+
+def reached_stop(tokenizer, tail: Sequence[int], whole: Callable[[], Sequence[int]], stop: Sequence[str], *,
+                 after_definition: bool = True) -> bool:
+    """Whether a row being decoded has reached an effective stop sequence. Cheap on most steps: only ``tail`` (the
+    row's last :func:`stop_window` ids) is decoded; when a stop sequence shows there, ``whole()`` (all the row's
+    generated ids) is decoded and :func:`first_effective_stop` decides. Never true early."""
+    if not any(s in tokenizer.decode(list(tail), skip_special_tokens=True) for s in stop):
+        return False
+    text = tokenizer.decode(list(whole()), skip_special_tokens=True)
+    return first_effective_stop(text, stop, after_definition=after_definition) >= 0
+
+
+class StopAfterDefinition(StoppingCriteria):
+    """Per-row stop sequences for ``generate`` under the rule of :mod:`stopping` (replaces ``stop_strings=``): a row
+    stops at the token that completes its first effective stop sequence; the others go on."""
+
+    def __init__(self, tokenizer, stop: Sequence[str], prompt_length: int, *, after_definition: bool = True) -> None:
+        self.tokenizer, self.stop, self.prompt_length = tokenizer, tuple(stop), prompt_length
+        self.after_definition = after_definition
+        self.window = stop_window(self.stop)
+        self.done: list[bool] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        generated = input_ids[:, self.prompt_length:]
+        if self.done is None or len(self.done) != generated.shape[0]:
+            self.done = [False] * generated.shape[0]
+        tails = generated[:, -self.window:].tolist()  # one host sync per step (generate makes one anyway)
+        for b, tail in enumerate(tails):
+            if not self.done[b]:
+                self.done[b] = reached_stop(self.tokenizer, tail, lambda b=b: generated[b].tolist(), self.stop,
+                                            after_definition=self.after_definition)
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
 def eos_token_ids(model, tokenizer, extra_tokens: Sequence[str] = ()) -> list[int]:
@@ -140,7 +186,7 @@ def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, s
                  eos_ids: Sequence[int], pad_token_id: int, tokenizer=None, static_cache: bool = False,
                  compile: bool = False) -> tuple[list[list[int]], DecodeStats]:
     """Generated ids per row from ONE ``model.generate`` call (left-padded inputs, per-row temperature and seed).
-    Stop sequences need the tokenizer (transformers' StopStringCriteria)."""
+    Stop sequences need the tokenizer (:class:`StopAfterDefinition`, one per call, stops each row on its own)."""
     device = next(model.parameters()).device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     prompt_length = input_ids.shape[1]
@@ -152,7 +198,8 @@ def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, s
     if spec.stop:
         if tokenizer is None:
             raise ValueError("stop sequences need the tokenizer")
-        kwargs.update(stop_strings=list(spec.stop), tokenizer=tokenizer)
+        kwargs["stopping_criteria"] = StoppingCriteriaList([StopAfterDefinition(
+            tokenizer, spec.stop, prompt_length, after_definition=spec.stop_after_definition)])
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(
@@ -180,6 +227,7 @@ def generate_rows(model, tokenizer, texts: Sequence[str], spec: SamplingSpec, *,
     generated, stats = generate_ids(model, enc["input_ids"], enc["attention_mask"], spec, eos_ids=eos,
                                     pad_token_id=tokenizer.pad_token_id, tokenizer=tokenizer,
                                     static_cache=static_cache, compile=compile)
-    rows = [finish_row(ids, tokenizer, stop=spec.stop, eos_ids=eos + [tokenizer.pad_token_id]) for ids in generated]
+    rows = [finish_row(ids, tokenizer, stop=spec.stop, eos_ids=eos + [tokenizer.pad_token_id],
+                       after_definition=spec.stop_after_definition) for ids in generated]
     stats.completion_tokens = sum(r.tokens for r in rows)
     return rows, stats

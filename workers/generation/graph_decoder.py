@@ -4,9 +4,10 @@ Why: decoding a 7B model at 3 to 48 rows is memory-bound, and transformers' ``ge
 milliseconds per step in Python, small kernels and a host synchronisation, about as long as the GPU needs to read
 the weights once. Here the step (model forward with a static cache, repetition penalty, per-row sampling from
 :mod:`sampling`, bookkeeping) has fixed shapes and no host synchronisation, so it is captured once and replayed;
-the host looks at the tokens only every ``check_every`` steps (end-of-turn tokens and stop sequences), and finished
-rows just ride along until the batch is done or ``max_new_tokens`` is reached. Attention in the decode step is
-:mod:`gqa_attention` (reads the cache once instead of copying it per query head).
+the host looks at the tokens only every ``check_every`` steps (end-of-turn tokens, and stop sequences under the rule
+of :mod:`stopping`: only after ``def create_ansatz``), and finished rows just ride along until the batch is done or
+``max_new_tokens`` is reached. Attention in the decode step is :mod:`gqa_attention` (reads the cache once instead
+of copying it per query head).
 
 On CPU (tests) the same step runs eagerly, so the logic is checked there against the ``generate`` engine.
 """
@@ -21,7 +22,15 @@ from collections.abc import Sequence
 import torch
 from transformers import StaticCache
 
-from .decoding import DecodeStats, RowOutput, SamplingSpec, eos_token_ids, finish_row
+from .decoding import (
+    DecodeStats,
+    RowOutput,
+    SamplingSpec,
+    eos_token_ids,
+    finish_row,
+    reached_stop,
+    stop_window,
+)
 from .gqa_attention import register as gqa_attention_register
 from .sampling import apply_repetition_penalty, sample_rows
 
@@ -170,8 +179,9 @@ class GraphDecoder:
     # ---- public ----------------------------------------------------------------------------------------------
     def decode_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, spec: SamplingSpec, *,
                    eos_ids: Sequence[int], tokenizer=None) -> tuple[list[list[int]], DecodeStats]:
-        """Generated ids per row (left-padded inputs). Rows stop at an end-of-turn id or, with a tokenizer, a stop
-        sequence; the batch stops when every row has (checked every ``check_every`` steps) or at max_new_tokens."""
+        """Generated ids per row (left-padded inputs). Rows stop at an end-of-turn id or, with a tokenizer, an
+        effective stop sequence (:func:`decoding.reached_stop`); the batch stops when every row has (checked every
+        ``check_every`` steps) or at max_new_tokens."""
         if spec.stop and tokenizer is None:
             raise ValueError("stop sequences need the tokenizer")
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
@@ -189,6 +199,7 @@ class GraphDecoder:
                 self._capture()
             done = [False] * batch
             checked, steps = 0, 1
+            overlap = stop_window(spec.stop)  # a stop completed in this block may have begun before it
             while steps < spec.max_new_tokens:
                 for _ in range(min(self.check_every, spec.max_new_tokens - steps)):
                     if self._graph is not None:
@@ -196,14 +207,15 @@ class GraphDecoder:
                     else:
                         self._decode_step()
                     steps += 1
-                block = self.out[:, max(0, checked - 8):steps].tolist()  # one host sync per check
+                first = max(0, checked - overlap)
+                block = self.out[:, first:steps].tolist()  # one host sync per check
                 for b in range(batch):
                     if done[b]:
                         continue
-                    new = block[b][min(8, checked):]
+                    new = block[b][checked - first:]
                     done[b] = (any(t in eos for t in new) and steps > spec.min_new_tokens) or bool(
-                        spec.stop and any(s in tokenizer.decode(block[b], skip_special_tokens=True)
-                                          for s in spec.stop))
+                        spec.stop and reached_stop(tokenizer, block[b], lambda b=b, n=steps: self.out[b, :n].tolist(),
+                                                   spec.stop, after_definition=spec.stop_after_definition))
                 checked = steps
                 if all(done):
                     break
@@ -222,6 +234,7 @@ class GraphDecoder:
         eos = list(eos_ids) if eos_ids is not None else eos_token_ids(self.model, tok)
         enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
         generated, stats = self.decode_ids(enc["input_ids"], enc["attention_mask"], spec, eos_ids=eos, tokenizer=tok)
-        rows = [finish_row(g, tok, stop=spec.stop, eos_ids=eos) for g in generated]
+        rows = [finish_row(g, tok, stop=spec.stop, eos_ids=eos, after_definition=spec.stop_after_definition)
+                for g in generated]
         stats.completion_tokens = sum(r.tokens for r in rows)
         return rows, stats

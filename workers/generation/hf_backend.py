@@ -148,7 +148,8 @@ class TransformersGenerator:
             chunk = rows[start:start + cfg.max_batch_rows]
             spec = SamplingSpec(temperatures=[r[2] for r in chunk], seeds=[r[3] for r in chunk], top_k=cfg.top_k,
                                 top_p=cfg.top_p, repetition_penalty=cfg.repetition_penalty,
-                                max_new_tokens=cfg.max_new_tokens, stop=cfg.stop, do_sample=cfg.do_sample)
+                                max_new_tokens=cfg.max_new_tokens, stop=cfg.stop,
+                                stop_after_definition=cfg.stop_after_definition, do_sample=cfg.do_sample)
             try:
                 decoded, stats = self._decode([texts[r[0]] for r in chunk], spec)
             except (RuntimeError, ValueError) as exc:

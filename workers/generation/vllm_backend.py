@@ -10,12 +10,23 @@ Server: ``vllm serve BASE --enable-lora --lora-modules NAME=ADAPTER_DIR --max-lo
 temperature) pair is one ``POST /v1/chat/completions`` with ``model=NAME`` (the server applies the model's chat
 template), sent concurrently with plain urllib. vLLM accepts ``top_k``, ``repetition_penalty`` and ``seed`` there.
 
+Stop sequences: vLLM's ``stop`` applies unconditionally, but a stop sequence should count only after ``def
+create_ansatz`` (:mod:`stopping`). So vLLM gets only the stops that close a fenced block, anchored to a line start
+("\n```\n", rare before the code; :func:`stopping.engine_stops`), with ``include_stop_str_in_output``; the returned
+text is then cut before its first effective stop (:func:`stopping.settle`: this also applies "\n\n\n" after the
+function). When vLLM stopped at a fence that does not count yet (a block before the code, a bare fence after prose),
+the completion is continued from where it stopped, with the rest of ``max_new_tokens`` and a seed derived from the
+row's (:func:`continuation_seed`), at most :data:`MAX_CONTINUATIONS` times: in-process with the prompt text plus the
+completion so far, on the server as a final assistant message with ``continue_final_message``. The returned text
+is exactly what the model conditioned on; token counts add up every round.
+
 vllm is imported only when the in-process backend loads (it is never installed on CPU hosts).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -31,8 +42,11 @@ from .extract import extract_code
 from .hf_backend import adapter_rank, check_adapter_dir
 from .models import UnknownModelError, resolve
 from .prompts import SYSTEM_PROMPT, chat_messages, chat_text, render_prompt
+from .stopping import engine_stops, settle
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+MAX_CONTINUATIONS = 4
+"""Most times one row's completion is continued after a stop string that did not count yet."""
 
 
 def lora_int_id(adapter_path: str, adapter_id: int | None = None) -> int:
@@ -53,13 +67,54 @@ def max_lora_rank(rank: int) -> int:
     raise GenerationError(f"LoRA rank {rank} exceeds the largest rank vLLM serves ({VLLM_LORA_RANKS[-1]})")
 
 
-def sampling_kwargs(config: GeneratorConfig, temperature: float, seed: int) -> dict:
+def sampling_kwargs(config: GeneratorConfig, temperature: float, seed: int, *, max_tokens: int | None = None,
+                    ) -> dict:
     """Keyword arguments of one ``vllm.SamplingParams`` (also the sampling fields of a server request)."""
-    return {
+    kwargs = {
         "n": 1, "temperature": float(temperature) if config.do_sample else 0.0, "top_p": config.top_p,
         "top_k": config.top_k if config.top_k > 0 else -1, "repetition_penalty": config.repetition_penalty,
-        "max_tokens": config.max_new_tokens, "stop": list(config.stop), "seed": int(seed),
+        "max_tokens": int(max_tokens or config.max_new_tokens),
+        "stop": engine_stops(config.stop, after_definition=config.stop_after_definition), "seed": int(seed),
     }
+    if config.stop_after_definition:
+        kwargs["include_stop_str_in_output"] = True  # settle() must see where vLLM stopped
+    return kwargs
+
+
+def continuation_seed(seed: int, round_: int) -> int:
+    """The seed of a row's ``round_``-th request: its own seed first, then one derived from it per continuation."""
+    if round_ == 0:
+        return int(seed)
+    digest = hashlib.sha256(f"qmind-continuation:{int(seed)}:{int(round_)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclasses.dataclass
+class RowProgress:
+    """One row's completion across vLLM requests (a continuation after a stop string that did not count yet)."""
+
+    temperature: float
+    seed: int
+    text: str = ""
+    tokens: int = 0
+    rounds: int = 0
+    result: tuple[str, int, str] | None = None
+    """(text, tokens, finish reason) once the row is finished."""
+
+    def add(self, text: str, tokens: int, reason: str, config: GeneratorConfig) -> None:
+        """Append one request's output; finish the row unless it stopped at a stop string that does not count yet
+        and tokens and rounds are left."""
+        self.text, self.tokens, self.rounds = self.text + text, self.tokens + int(tokens), self.rounds + 1
+        settled = settle(self.text, reason, config.stop, after_definition=config.stop_after_definition)
+        if settled is None and (self.tokens >= config.max_new_tokens or self.rounds > MAX_CONTINUATIONS):
+            settled = (self.text, "length")
+        if settled is not None:
+            self.result = (settled[0], self.tokens, settled[1])
+
+    def sampling(self, config: GeneratorConfig) -> dict:
+        """Sampling fields of this row's next request (the rest of max_new_tokens, this round's seed)."""
+        return sampling_kwargs(config, self.temperature, continuation_seed(self.seed, self.rounds),
+                               max_tokens=config.max_new_tokens - self.tokens)
 
 
 def plan_rows(requests: Sequence[PromptRequest], config: GeneratorConfig) -> list[tuple[int, float, int]]:
@@ -92,6 +147,18 @@ def server_payloads(requests: Sequence[PromptRequest], config: GeneratorConfig, 
     model = server_model_name(config)
     return [{"model": model, "messages": chat_messages(prompts[i], system_role=system_role),
              **sampling_kwargs(config, t, seed)} for i, t, seed in plan_rows(requests, config)]
+
+
+def continuation_payload(payload: dict, row: RowProgress, config: GeneratorConfig) -> dict:
+    """The body of a row's next request: ``payload`` itself first; then the completion so far as a final assistant
+    message that the server continues (vLLM's ``continue_final_message``), with the rest of the tokens. Trailing
+    whitespace is trimmed from ``row.text`` first (some chat templates trim it; the completion must stay exactly
+    the text the model continued)."""
+    if row.rounds == 0:
+        return payload
+    row.text = row.text.rstrip()
+    return {**payload, "messages": [*payload["messages"], {"role": "assistant", "content": row.text}],
+            "add_generation_prompt": False, "continue_final_message": True, **row.sampling(config)}
 
 
 def parse_server_response(body: dict) -> tuple[str, int, str]:
@@ -176,19 +243,24 @@ class VLLMGenerator:
         system_role = self.spec.system_role if self.spec else True
         texts = [chat_text(tokenizer, p, system_role=system_role) for p in prompts]
         rows = plan_rows(requests, cfg)
-        params = [SamplingParams(**sampling_kwargs(cfg, t, seed)) for _, t, seed in rows]
+        progress = [RowProgress(t, seed) for _, t, seed in rows]
+        pending = list(range(len(rows)))
         start = time.perf_counter()
-        results = self.llm.generate([texts[i] for i, _, _ in rows], params, lora_request=self.lora_request,
-                                    use_tqdm=False)
+        while pending:  # one generate call; another only for rows stopped at a fence that does not count yet
+            params = [SamplingParams(**progress[k].sampling(cfg)) for k in pending]
+            results = self.llm.generate([texts[rows[k][0]] + progress[k].text for k in pending], params,
+                                        lora_request=self.lora_request, use_tqdm=False)
+            for k, result in zip(pending, results):
+                out = result.outputs[0]
+                reason = out.finish_reason or "stop"
+                if reason == "stop" and not isinstance(out.stop_reason, str):
+                    reason = "eos"
+                progress[k].add(out.text, len(out.token_ids), reason, cfg)
+            pending = [k for k in pending if progress[k].result is None]
         seconds = time.perf_counter() - start
-        outputs = []
-        for result in results:
-            out = result.outputs[0]
-            reason = out.finish_reason or "stop"
-            if reason == "stop" and not isinstance(out.stop_reason, str):
-                reason = "eos"
-            outputs.append((out.text, len(out.token_ids), reason))
-        extra = {"lora_int_id": self.lora_request.lora_int_id if self.lora_request else None}
+        outputs = [p.result for p in progress]
+        extra = {"lora_int_id": self.lora_request.lora_int_id if self.lora_request else None,
+                 "rounds": max((p.rounds for p in progress), default=0)}
         return _batches(requests, cfg, prompts, rows, outputs, generator=self.name, model=self.model_path,
                         adapter=self.adapter_path, seconds=seconds, extra=extra)
 
@@ -220,12 +292,19 @@ class VLLMServerGenerator:
             raise GenerationError(f"vLLM server at {self.url} sent a body that is not JSON: {exc}") from exc
         return parse_server_response(body)
 
+    def _complete(self, payload: dict) -> tuple[str, int, str]:
+        """One row: its request, and continuations while it stopped at a fence that does not count yet."""
+        row = RowProgress(payload["temperature"], payload["seed"])
+        while row.result is None:
+            row.add(*self._post(continuation_payload(payload, row, self.config)), self.config)
+        return row.result
+
     def generate(self, requests: Sequence[PromptRequest]) -> list[GenerationBatch]:
         cfg = self.config
         payloads = server_payloads(requests, cfg)
         start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=cfg.server_concurrency) as pool:
-            outputs = list(pool.map(self._post, payloads))
+            outputs = list(pool.map(self._complete, payloads))
         seconds = time.perf_counter() - start
         return _batches(requests, cfg, render_prompts(requests, cfg), plan_rows(requests, cfg), outputs,
                         generator=self.name, model=payloads[0]["model"] if payloads else None, adapter=cfg.adapter,
