@@ -24,18 +24,17 @@ the same x A^T B^T * alpha/r; the output says which. ``--tiny`` runs a small con
 
 from __future__ import annotations
 
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+
 import argparse
 import importlib.util
 import json
-import pathlib
 import platform
-import sys
 import time
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from workers.generation.decoding import SamplingSpec, generate_ids
 from workers.generation.graph_decoder import GraphDecoder

@@ -15,13 +15,11 @@ Target (issue 3): <= 5 ms overhead per task.
 
 from __future__ import annotations
 
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+
 import pathlib
 import sys
 
-# Run as a script, this file's folder comes first on sys.path and this module would shadow the standard
-# library's ``queue`` (which redis and kombu import): drop the folder.
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
 import argparse
 import contextlib
@@ -34,7 +32,6 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import redis
 from sqlalchemy import func, make_url, select, text

@@ -12,14 +12,13 @@ Prints median and 90th percentile seconds, and the sandbox's overhead over the p
 
 from __future__ import annotations
 
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+
 import argparse
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workers.evaluation.sandbox import SandboxConfig, isolation_status, load_circuit, run_candidate
 from workers.evaluation.sandbox_isolation import find_interpreter, sandbox_env

@@ -18,6 +18,8 @@ are computed (and cached) before timing. Also times the barren-plateau check of 
 
 from __future__ import annotations
 
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+
 import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -25,13 +27,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import json
-import pathlib
 import platform
 import statistics
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from scipy.optimize import minimize
 

@@ -11,13 +11,10 @@ temporary file). Targets (issue 3): ingest >= 20,000 rows/s on PostgreSQL; best-
 
 from __future__ import annotations
 
-import pathlib
-import sys
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
 
-# Run as a script, this file's folder comes first on sys.path, where benchmarks/queue.py would shadow the
-# standard library's ``queue``: drop the folder.
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
+import pathlib
+
 
 import argparse
 import concurrent.futures
@@ -30,7 +27,6 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import make_url, text
 

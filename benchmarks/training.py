@@ -26,26 +26,23 @@ add about 8 L S d per token (causal, forward + recompute + 2x backward), printed
 
 from __future__ import annotations
 
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+
 import pathlib
-import sys
 
-# benchmarks/queue.py must not shadow the standard library's queue
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
+import argparse
+import importlib.util
+import json
+import math
+import time
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from training.sft_config import LoraSettings  # noqa: E402
+from training.sft_config import LoraSettings
 
 PEAK_BF16 = 989e12
 QWEN7B = dict(
