@@ -1,9 +1,9 @@
 """The prompt: the seed document's texts, filled from a goal, with a bounded CONTEXT block."""
 
-import pathlib
 import re
 
 import pytest
+from seeddoc import ORIGINAL, SEED
 
 from workers.evaluation.goals import get_goal
 from workers.generation.prompts import (
@@ -14,12 +14,6 @@ from workers.generation.prompts import (
     chat_messages,
     render_prompt,
 )
-
-_ROOT = pathlib.Path(__file__).resolve().parents[2]
-# The seed document sits beside the main checkout (../shared/seed); worktrees are one level deeper.
-SEED = next((p for p in (_ROOT.parent / "shared" / "seed" / "MODEL-CONFIG.md",
-                         _ROOT.parent.parent / "shared" / "seed" / "MODEL-CONFIG.md") if p.is_file()),
-            _ROOT.parent / "shared" / "seed" / "MODEL-CONFIG.md")
 
 TFIM4_PROMPT = """\
 TASK: Generate a variational ansatz for the following quantum physics problem.
@@ -58,7 +52,6 @@ def test_the_rendered_tfim4_prompt_is_the_seed_template_filled_in_word_for_word(
     assert render_prompt(goal, "") == TFIM4_PROMPT.replace("{description}", goal.description)
 
 
-@pytest.mark.skipif(not SEED.is_file(), reason=f"seed document not at {SEED} (it lives beside the checkout)")
 def test_system_prompt_and_user_template_are_copied_verbatim_from_the_seed_document():
     assert SYSTEM_PROMPT == _seed_block("System Prompt")
     assert USER_TEMPLATE == _seed_block("User Prompt Template")
@@ -106,3 +99,8 @@ def test_chat_messages_put_the_system_prompt_first_or_fold_it_into_the_user_turn
     assert messages == [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "hello"}]
     folded = chat_messages("hello", system_role=False)
     assert folded == [{"role": "user", "content": SYSTEM_PROMPT + "\n\nhello"}]
+
+
+@pytest.mark.skipif(not ORIGINAL.is_file(), reason="the original seed document is only in the team's workspace")
+def test_the_committed_seed_document_is_the_users_document_verbatim():
+    assert SEED.read_bytes() == ORIGINAL.read_bytes()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import pathlib
 import re
 
 import pytest
+from seeddoc import SEED
 
 from training.backend import choose_backend
 from training.errors import TrainingError
@@ -15,21 +14,6 @@ from training.grpo import trl_grpo_kwargs
 from training.grpo_config import GRPOSettings
 from training.sft import trl_sft_kwargs
 from training.sft_config import SEED_TARGET_MODULES, LoraSettings, SFTSettings, cpu_adjustments, help_table
-
-_ROOT = pathlib.Path(__file__).resolve().parents[2]
-# The seed document sits beside the main checkout (../shared/seed); QMIND_SEED_DOC names it from elsewhere.
-SEED = next(
-    (
-        p
-        for p in (
-            pathlib.Path(os.environ.get("QMIND_SEED_DOC", "/nonexistent")),
-            _ROOT.parent / "shared" / "seed" / "MODEL-CONFIG.md",
-            _ROOT.parent.parent / "shared" / "seed" / "MODEL-CONFIG.md",
-        )
-        if p.is_file()
-    ),
-    _ROOT.parent / "shared" / "seed" / "MODEL-CONFIG.md",
-)
 
 # The seed's numbers, copied from MODEL-CONFIG.md ("Unsloth Configuration" and "Training Hyperparameters").
 SEED_SFT = {
@@ -80,7 +64,6 @@ def _seed_value(text: str, name: str) -> str:
     return match.group(1).strip().strip('"')
 
 
-@pytest.mark.skipif(not SEED.is_file(), reason=f"seed document not at {SEED} (it lives beside the checkout)")
 def test_sft_defaults_match_the_numbers_written_in_the_seed_document():
     text = SEED.read_text()
     settings = SFTSettings()
