@@ -164,18 +164,8 @@ class DiscoveryLoop:
                 self.progress.advance_stage(statuses[cid])
             return statuses
         tickets = submit_evaluations(candidate_ids, seed=self.config.seed, engine=self.engine)
-        deadline = time.monotonic() + self.config.evaluation_timeout_s
-        while True:
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                statuses = wait_for_evaluations(tickets, timeout_s=min(1.0, remaining), engine=self.engine)
-                self.progress.update_stage(statuses)
-                return statuses
-            except Exception as exc:  # WaitTimeoutError carries the partial picture
-                partial = getattr(exc, "partial", None)
-                if partial is None or time.monotonic() >= deadline:
-                    raise
-                self.progress.update_stage(partial)
+        return wait_for_evaluations(tickets, timeout_s=self.config.evaluation_timeout_s, engine=self.engine,
+                                    seed=self.config.seed, on_progress=self.progress.update_stage)
 
     def _baselines(self) -> None:
         if not self.config.baselines:
@@ -205,9 +195,9 @@ class DiscoveryLoop:
     def _generate(self, iteration: int, goals: list[Goal]) -> list[int]:
         """One generation task per goal (all K prompts in it); returns the new candidates' ids."""
         self.progress.start_stage("generating", len(goals) * self.config.prompts_per_iteration)
-        submitted = []
+        submitted, prompts_of = [], {}
         for gi, goal in enumerate(goals):
-            prompts = self._prompts(goal, iteration, self.goals.index(goal))
+            prompts = prompts_of[goal.name] = self._prompts(goal, iteration, self.goals.index(goal))
             with session_scope(self.engine) as session:
                 missing = [p for p in prompts if writes.find_batch(
                     session, run_id=self.run_id, goal_id=self.goal_ids[goal.name], iteration=iteration,
@@ -219,9 +209,15 @@ class DiscoveryLoop:
         ids: list[int] = []
         failures = []
         for goal in submitted:
+            def resubmit(lost: list[int], goal: Goal = goal) -> None:  # prompts whose message the broker lost
+                submit_generation(run_id=self.run_id, goal_id=self.goal_ids[goal.name], iteration=iteration,
+                                  prompts=[p for p in prompts_of[goal.name] if p["prompt_index"] in lost],
+                                  generator=self.config.generator)
+
             outcomes = wait_for_batches(run_id=self.run_id, goal_id=self.goal_ids[goal.name], iteration=iteration,
                                         prompt_indices=list(range(self.config.prompts_per_iteration)),
-                                        timeout_s=self.config.generation_timeout_s, engine=self.engine)
+                                        timeout_s=self.config.generation_timeout_s, engine=self.engine,
+                                        resubmit=resubmit)
             for o in outcomes:
                 self.progress.advance_stage(o.status)
                 ids += list(o.candidate_ids)

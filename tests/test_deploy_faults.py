@@ -135,12 +135,24 @@ def tally(engine) -> dict:
         "executions": int(attempts),
         "redelivered_candidates": sum(1 for r in per_candidate if r.attempts > 1),
         "attempts": {r.id: r.attempts for r in per_candidate},
+        "not_final": {r.id for r in per_candidate if r.n != 1 or r.status in (None, "pending")},
     }
 
 
-def wait_for_all_final(engine, n: int, *, timeout: float) -> dict:
-    return wait_until(lambda: (t := tally(engine))["final"] == n and t, timeout=timeout, interval=0.5,
-                      what=f"all {n} evaluations to be final")
+def wait_for_all_final(c: Cluster, n: int, *, timeout: float) -> dict:
+    last: dict = {}
+
+    def done():
+        last.update(tally(c.engine))
+        return last["final"] == n and dict(last)
+
+    try:
+        return wait_until(done, timeout=timeout, interval=0.5, what=f"all {n} evaluations to be final")
+    except AssertionError as exc:  # say where the missing ones are: still in Redis, or gone
+        missing = [(i, last["attempts"][i]) for i in sorted(last.get("not_final", ()))[:20]]
+        raise AssertionError(f"{exc}; last tally: { {k: v for k, v in last.items() if k not in ('attempts', 'not_final')} }"
+                             f"; broker: {c.broker_backlog()}; first candidates not final (id, attempts): {missing}; "
+                             f"workers alive: {[w.name for w in c.workers if w.proc.poll() is None]}") from None
 
 
 def wait_drained(c: Cluster, *, timeout: float) -> dict:
@@ -167,7 +179,7 @@ def test_a_killed_worker_leaves_its_tasks_to_another_after_the_visibility_timeou
     assert cluster.broker_backlog() == {"queued": 4, "unacked": 2}, "two delivered and unacknowledged, four queued"
 
     survivor = cluster.worker(concurrency=2).wait_ready()
-    result = wait_for_all_final(cluster.engine, len(ids), timeout=VISIBILITY_S + 60)
+    result = wait_for_all_final(cluster, len(ids), timeout=VISIBILITY_S + 60)
     backlog = wait_drained(cluster, timeout=VISIBILITY_S + 30)
 
     assert result["evaluations"] == len(ids) and result["lost"] == 0 and result["duplicated"] == 0, result
@@ -202,7 +214,7 @@ def test_a_redis_restart_mid_run_loses_and_duplicates_no_evaluation(cluster):
     assert cluster.redis.run_id() != run_id
     assert "append only file" in cluster.redis.log.read_text().lower(), "Redis must have reloaded its AOF"
 
-    result = wait_for_all_final(cluster.engine, n, timeout=VISIBILITY_S + 120)
+    result = wait_for_all_final(cluster, n, timeout=VISIBILITY_S + 120)
     wait_drained(cluster, timeout=VISIBILITY_S + 30)
     assert result["evaluations"] == n and result["lost"] == 0 and result["duplicated"] == 0, result
     assert result["statuses"] == {"valid": n}
@@ -242,7 +254,7 @@ def test_five_thousand_tasks_survive_random_worker_kills_with_exactly_one_evalua
 
     publisher.join(300)
     assert published_s, "publishing did not finish"
-    result = wait_for_all_final(cluster.engine, LOAD_TASKS, timeout=VISIBILITY_S + 300)
+    result = wait_for_all_final(cluster, LOAD_TASKS, timeout=VISIBILITY_S + 300)
     done_s = time.monotonic() - t0
     backlog = wait_drained(cluster, timeout=VISIBILITY_S + 60)
     drained_s = time.monotonic() - t0

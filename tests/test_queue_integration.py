@@ -3,11 +3,12 @@ SIGKILL of pool children, a broker port that is closed, a database that refuses 
 
 from __future__ import annotations
 
+import json
 import time
 
 import psycopg
 import pytest
-from queuehelpers import Worker, configured_app, delete_prefix, new_prefix, queue_env, wait_until
+from queuehelpers import Worker, configured_app, delete_prefix, new_prefix, queue_env, redis_client, wait_until
 from sqlalchemy import func, select
 from storehelpers import (
     PG_HOST,
@@ -293,3 +294,75 @@ def test_a_submitted_message_carries_no_time_limits_so_the_workers_own_apply(ben
     client = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
     [raw] = client.lrange(f"{prefix}{prefix}cpu", 0, -1)
     assert json.loads(raw)["headers"]["timelimit"] == [None, None]
+
+
+# ---- messages the broker lost -------------------------------------------------------------------------------------
+def _queue_key(bench, kind: str = "cpu") -> str:
+    prefix = bench.env["QMIND_QUEUE_PREFIX"]
+    return prefix + prefix + kind  # kombu's global key prefix, then the queue's own (prefixed) name
+
+
+def _take_like_a_consumer_that_died(bench, kind: str = "cpu") -> bytes:
+    """What kombu's BRPOP does: the message leaves the Redis list. A consumer SIGKILLed before its next
+    command (recording the delivery as unacknowledged) leaves it nowhere."""
+    raw = redis_client().rpop(_queue_key(bench, kind))
+    assert raw is not None, "the queue was empty"
+    return raw
+
+
+def test_an_evaluation_whose_message_the_broker_lost_is_found_through_the_store_and_done_once(bench):
+    from workers.reconcile import _decode, broker_messages
+    from workers.submit import resubmit_lost_evaluations, submit_evaluations, wait_for_evaluations
+
+    prefix = bench.env["QMIND_QUEUE_PREFIX"]
+    client = redis_client()
+    codes = [variant(i) for i in range(5)]
+    ids = seed_candidates(bench.engine, codes)
+    with configured_app({**bench.env, "QMIND_RECONCILE_EVERY_S": "1"}):
+        tickets = submit_evaluations(ids)
+        held = broker_messages(prefix + "cpu")
+        assert sorted(args[0] for _, args in held) == sorted(ids)
+        assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [], "nothing was lost: nothing resubmitted"
+
+        lost = _decode(_take_like_a_consumer_that_died(bench))[1][0]
+        # a second delivery that did get recorded as unacknowledged (kombu's own format) is in flight, not lost
+        in_flight = _take_like_a_consumer_that_died(bench)
+        client.hset(prefix + "unacked", "tag-in-flight",
+                    json.dumps([json.loads(in_flight), prefix + "cpu", prefix + "cpu"]))
+        assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [lost]
+        assert client.llen(_queue_key(bench)) == 4, "three left plus the resubmitted one"
+        assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [], "resubmitted once, not again"
+
+        client.lpush(_queue_key(bench), in_flight)  # the visibility timeout gives it back, as kombu would
+        client.hdel(prefix + "unacked", "tag-in-flight")
+        lost_again = _decode(_take_like_a_consumer_that_died(bench))[1][0]
+        # the waiting submitter finds this one by itself (every QMIND_RECONCILE_EVERY_S) while a worker runs
+        bench.worker(concurrency=1).wait_ready()
+        statuses = wait_for_evaluations(tickets, timeout_s=240)
+    assert statuses == {i: "valid" for i in ids}
+    assert count_evaluations(bench.engine) == len(codes), "one evaluation per candidate, the lost ones included"
+    for code in codes:
+        assert evaluation_of(bench.engine, code)[1] == 1, "no evaluation ran twice"
+    assert lost_again in ids
+
+
+def test_a_generation_whose_message_the_broker_lost_is_handed_back_for_resubmission(bench):
+    from workers.submit import WaitTimeoutError, submit_generation, wait_for_batches
+
+    with session_scope(bench.engine) as s:
+        goal_id, run_id = add_goal(s, "tfim-4"), new_run(s)
+    prompts = [{"prompt_index": i, "memory_context": "", "seed": i} for i in range(2)]
+    with configured_app({**bench.env, "QMIND_RECONCILE_EVERY_S": "0.5"}):
+        submit_generation(run_id=run_id, goal_id=goal_id, iteration=0, prompts=prompts,
+                          generator={"generator": "procedural"})
+        handed: list[list[int]] = []
+        wait = dict(run_id=run_id, goal_id=goal_id, iteration=0, prompt_indices=[0, 1], timeout_s=3,
+                    resubmit=handed.append)
+        with pytest.raises(WaitTimeoutError):  # no GPU worker: the message waits in the queue, and is not lost
+            wait_for_batches(**wait)
+        assert handed == []
+        _take_like_a_consumer_that_died(bench, "gpu")
+        with pytest.raises(WaitTimeoutError):
+            wait_for_batches(**wait)
+        assert handed and handed[0] == [0, 1]
+

@@ -46,6 +46,9 @@ class QueueConfig(BaseSettings):
         "Redis: seconds before an unacknowledged task is given to another worker; must exceed every hard limit"))
     unacked_restore_interval_s: float = Field(10.0, gt=0, description=(
         "Redis: how often each worker looks for tasks of dead workers past the visibility timeout"))
+    reconcile_every_s: float = Field(60.0, ge=0, description=(
+        "Redis: how often a submitter that waits looks for work whose message the broker lost and submits it "
+        "again (0 = never)"))
     max_attempts: int = Field(3, ge=1, description=(
         "Attempts that die with their worker before an evaluation is marked failed"))
     retry_max: int = Field(8, ge=0, description="Retries of a task after transient broker/database errors")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.exceptions
@@ -105,27 +105,68 @@ def submit_evaluations(candidate_ids: Sequence[int], *, seed: int = 0, celery_ap
     return tickets
 
 
-def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: float, poll_s: float = 0.25,
-                         celery_app: Celery = app, engine: Engine | None = None) -> dict[int, str]:
-    """Poll the store until every ticket's evaluation is final; returns candidate id -> status
-    (``no-code`` for candidates without code). Raises WaitTimeoutError after ``timeout_s``."""
-    engine = engine or get_engine(current_config(celery_app))
-    deadline = time.monotonic() + timeout_s
-    keys = {(t.key.code_sha256, t.key.goal_id, t.key.scorer_version) for t in tickets if t.key is not None}
-    while True:
-        with session_scope(engine) as session:
-            states = evaluation_states(session, list(keys))
-        done = {k: s for k, s in states.items() if s in FINAL_STATUSES}
-        if len(done) == len(keys) or time.monotonic() >= deadline:
-            break
-        time.sleep(poll_s)
+def resubmit_lost_evaluations(tickets: Sequence[EvaluationTicket], *, seed: int = 0, confirm_s: float = 2.0,
+                              celery_app: Celery = app, engine: Engine | None = None) -> list[int]:
+    """Submit again the evaluations among ``tickets`` whose message the broker lost (see ``workers.reconcile``);
+    returns the candidate ids resubmitted. Harmless when nothing was lost: it then submits nothing."""
+    from .app import EVALUATE_TASK
+    from .reconcile import log_resubmitted, lost_evaluations
+
+    config = current_config(celery_app)
+    engine = engine or get_engine(config)
+    sent: dict[writes.EvaluationKey, int] = {}
+    for t in tickets:  # the candidate whose message stands for its key, as submit_evaluations chose it
+        if t.key is not None:
+            sent.setdefault(t.key, t.candidate_id)
+    lost = lost_evaluations(sent, task_names=[EVALUATE_TASK], confirm_s=confirm_s, celery_app=celery_app,
+                            engine=engine)
+    for n, candidate_id in enumerate(lost):
+        _publish(celery_app, EVALUATE_TASK, n, len(lost), args=(candidate_id,), kwargs={"seed": seed},
+                 queue=config.cpu_queue)
+    log_resubmitted(lost, "evaluations")
+    return lost
+
+
+def _statuses(tickets: Sequence[EvaluationTicket], states: dict) -> dict[int, str]:
     out = {}
     for t in tickets:
         if t.key is None:
             out[t.candidate_id] = "no-code"
         else:
-            k = (t.key.code_sha256, t.key.goal_id, t.key.scorer_version)
-            out[t.candidate_id] = done.get(k) or states.get(k) or "queued"
+            out[t.candidate_id] = states.get((t.key.code_sha256, t.key.goal_id, t.key.scorer_version)) or "queued"
+    return out
+
+
+def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: float, poll_s: float = 0.25,
+                         celery_app: Celery = app, engine: Engine | None = None, seed: int = 0,
+                         on_progress: Callable[[dict[int, str]], None] | None = None) -> dict[int, str]:
+    """Poll the store until every ticket's evaluation is final; returns candidate id -> status
+    (``no-code`` for candidates without code). Raises WaitTimeoutError after ``timeout_s``.
+
+    ``on_progress`` gets the candidate id -> status picture at every poll. Every ``reconcile_every_s`` of the
+    queue configuration, evaluations whose message the broker lost are submitted again (with ``seed``).
+    """
+    config = current_config(celery_app)
+    engine = engine or get_engine(config)
+    deadline = time.monotonic() + timeout_s
+    keys = {(t.key.code_sha256, t.key.goal_id, t.key.scorer_version) for t in tickets if t.key is not None}
+    every = config.reconcile_every_s if not config.eager else 0.0
+    next_reconcile = time.monotonic() + every
+    while True:
+        with session_scope(engine) as session:
+            states = evaluation_states(session, list(keys))
+        done = {k: s for k, s in states.items() if s in FINAL_STATUSES}
+        if on_progress is not None:
+            on_progress(_statuses(tickets, states))
+        if len(done) == len(keys) or time.monotonic() >= deadline:
+            break
+        if every and time.monotonic() >= next_reconcile:
+            unfinished = [t for t in tickets if t.key is not None and (t.key.code_sha256, t.key.goal_id,
+                                                                      t.key.scorer_version) not in done]
+            resubmit_lost_evaluations(unfinished, seed=seed, celery_app=celery_app, engine=engine)
+            next_reconcile = time.monotonic() + every
+        time.sleep(poll_s)
+    out = _statuses(tickets, states)
     if len(done) < len(keys):
         unfinished = {s: sum(1 for v in out.values() if v == s) for s in set(out.values()) if s in ("queued", "pending")}
         raise WaitTimeoutError(f"{len(keys) - len(done)} of {len(keys)} evaluations unfinished after {timeout_s:g} s "
@@ -138,7 +179,7 @@ def evaluate_candidates(candidate_ids: Sequence[int], *, timeout_s: float, seed:
                         celery_app: Celery = app, engine: Engine | None = None) -> dict[int, str]:
     """Submit and wait: candidate id -> final status."""
     tickets = submit_evaluations(candidate_ids, seed=seed, celery_app=celery_app, engine=engine)
-    return wait_for_evaluations(tickets, timeout_s=timeout_s, celery_app=celery_app, engine=engine)
+    return wait_for_evaluations(tickets, timeout_s=timeout_s, celery_app=celery_app, engine=engine, seed=seed)
 
 
 # ---- generation ---------------------------------------------------------------------------------------------------
@@ -164,11 +205,20 @@ def submit_generation(*, run_id: int, goal_id: int, iteration: int, prompts: Seq
 
 def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indices: Sequence[int],
                      timeout_s: float, poll_s: float = 0.25, celery_app: Celery = app,
-                     engine: Engine | None = None) -> list[BatchOutcome]:
-    """Poll the store until every prompt's batch is stored (done or failed); raises WaitTimeoutError."""
-    engine = engine or get_engine(current_config(celery_app))
+                     engine: Engine | None = None,
+                     resubmit: Callable[[list[int]], None] | None = None) -> list[BatchOutcome]:
+    """Poll the store until every prompt's batch is stored (done or failed); raises WaitTimeoutError.
+
+    With ``resubmit``, every ``reconcile_every_s`` the prompts whose generation message the broker lost are
+    handed to it (sorted prompt indices) to be submitted again.
+    """
+    config = current_config(celery_app)
+    engine = engine or get_engine(config)
     deadline = time.monotonic() + timeout_s
-    while True:
+    every = config.reconcile_every_s if (resubmit is not None and not config.eager) else 0.0
+    next_reconcile = time.monotonic() + every
+
+    def stored() -> dict[int, BatchOutcome]:
         found: dict[int, BatchOutcome] = {}
         with session_scope(engine) as session:
             for i in prompt_indices:
@@ -177,6 +227,19 @@ def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indice
                 if rec is not None:
                     row = session.get(GenerationBatch, rec.batch_id)
                     found[i] = BatchOutcome(i, rec.batch_id, rec.candidate_ids, row.status, row.error)
+        return found
+
+    while True:
+        found = stored()
+        if every and len(found) < len(prompt_indices) and time.monotonic() >= next_reconcile:
+            from .reconcile import log_resubmitted, lost_generation
+
+            lost = sorted(lost_generation(run_id=run_id, goal_id=goal_id, iteration=iteration, celery_app=celery_app,
+                                          missing_prompts=lambda: set(prompt_indices) - set(stored())))
+            if lost:
+                resubmit(lost)
+                log_resubmitted(lost, f"generation prompts (run {run_id}, goal {goal_id}, iteration {iteration})")
+            next_reconcile = time.monotonic() + every
         if len(found) == len(prompt_indices):
             return [found[i] for i in prompt_indices]
         if time.monotonic() >= deadline:
