@@ -14,6 +14,7 @@ import resource
 import struct
 import shutil
 import tempfile
+import time
 
 import pytest
 from _sandbox_util import MODES, config, hostile
@@ -487,3 +488,34 @@ def test_a_killed_worker_takes_its_sandbox_with_it(mode):
         left = [p for p in glob.glob(os.path.join(tempfile.gettempdir(), "qmind-sandbox-*"))
                 if os.lstat(p).st_uid == UID_BASE]
         assert left == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="per-run uids exist only when the worker is root")
+def test_a_uid_slot_that_still_owns_zombies_is_not_handed_out():
+    """Orphans of a fallback-mode run are reparented to PID 1; where PID 1 never reaps (a container without an
+    init), their zombies stay and still count against RLIMIT_NPROC of that uid. Such a slot is skipped."""
+    import dataclasses
+
+    from workers.evaluation.sandbox_config import SandboxConfig
+    from workers.evaluation.sandbox_isolation import claim_slot
+
+    config = dataclasses.replace(SandboxConfig(), uid_base=1_500_000_000 + os.getpid() % 1000 * 2, uid_slots=2)
+    dirty = config.uid_base
+    pid = os.fork()
+    if pid == 0:  # a zombie of the slot's uid: exits at once, never reaped while the test looks
+        os.setuid(dirty)
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z":
+            assert time.monotonic() < deadline, "the child did not become a zombie"
+            time.sleep(0.01)
+        claimed = []
+        for _ in range(8):  # slots are tried in random order
+            with claim_slot(config) as uid:
+                claimed.append(uid)
+        assert set(claimed) == {dirty + 1}
+    finally:
+        os.waitpid(pid, 0)
+    with claim_slot(config) as uid:  # reaped: the slot is usable again
+        assert uid in (dirty, dirty + 1)

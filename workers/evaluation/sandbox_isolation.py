@@ -168,6 +168,11 @@ def claim_slot(config: SandboxConfig) -> Iterator[int | None]:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                     continue
                 raise
+            if _uid_processes(uid):  # a former run's orphans are still there (e.g. zombies PID 1 never reaps)
+                os.close(fd)
+                log.warning("sandbox uid %d still owns processes (zombies of an earlier run that nobody reaped?); "
+                            "skipping that slot", uid)
+                continue
             try:
                 _check_unused(uid)
                 yield uid
@@ -175,8 +180,28 @@ def claim_slot(config: SandboxConfig) -> Iterator[int | None]:
                 os.close(fd)
             return
         if time.monotonic() > deadline:
-            raise SandboxError(f"all {config.uid_slots} sandbox uid slots are busy; raise QMIND_SANDBOX_UID_SLOTS")
+            raise SandboxError(f"all {config.uid_slots} sandbox uid slots are busy or still own processes of "
+                               f"earlier runs; raise QMIND_SANDBOX_UID_SLOTS, or run the worker under an init "
+                               f"that reaps orphans (docker --init, tini)")
         time.sleep(0.05)
+
+
+def _uid_processes(uid: int) -> int:
+    """Processes of real uid ``uid`` on the host, zombies included: they still count against RLIMIT_NPROC, so a
+    slot whose uid owns any would give its next candidate a smaller process budget than configured."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Uid:"):
+                        count += int(line.split()[1]) == uid
+                        break
+        except OSError:
+            continue
+    return count
 
 
 def _check_unused(uid: int) -> None:
