@@ -133,7 +133,7 @@ __all__ = ["pg_database", "session_scope", "store"]
 
 
 def sql_examples(path=None) -> dict[str, str]:
-    """The ```sql blocks of docs/store.md by name (the first line of each is ``-- name: description``)."""
+    """The ```sql blocks of docs/store.md (or ``path``) by name (the first line of each is ``-- name: description``)."""
     import pathlib
     import re
 

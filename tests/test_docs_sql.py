@@ -47,6 +47,16 @@ def test_the_docs_have_the_examples_the_issue_asks_for():
             "repeated-circuits"} <= set(EXAMPLES)
 
 
+def test_the_readme_examples_are_the_tested_ones():
+    """The README's SQL blocks are copies of docs/store.md's (which the tests below run on both databases)."""
+    import pathlib
+
+    readme = sql_examples(pathlib.Path(__file__).resolve().parents[1] / "README.md")
+    assert {"best-per-goal", "pass-rate-per-temperature", "bp-free-per-iteration", "repeated-circuits"} <= set(readme)
+    for name, sql in readme.items():
+        assert sql == EXAMPLES.get(name), f"README.md's '{name}' differs from docs/store.md's"
+
+
 def test_every_documented_query_runs_on_both_databases(research):
     for name, sql in EXAMPLES.items():
         result = run_read_only(research, sql)
