@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 # On a GPU host: make install TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= train,dev
+# The dependency versions the suite last passed with; CONSTRAINTS= floats to the newest releases.
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-fast services system-deps clean lint help
@@ -20,11 +23,11 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q $(PIP_CONSTRAINTS) -e ".[$(EXTRAS)]"
 	@touch $@
 
 system-deps:
@@ -38,7 +41,7 @@ run: install
 	$(BIN)/qmind discover --goal tfim-6 --iterations 6 --prompts-per-iteration 4
 
 test: install system-deps services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration and not slow"

@@ -159,7 +159,10 @@ def test_the_static_cache_engine_decodes_exactly_what_generate_decodes(tiny_chec
     decoded, stats = GraphDecoder(gen.model, tok, cuda_graph=False, check_every=8).decode(texts, spec, eos_ids=eos)
     assert decoded == reference
     assert stats.engine == "static" and stats.rows == 6
-    assert {r.finish_reason for r in decoded} >= {"stop", "length"}
+    # rows of one call end in different ways and at different steps (the hard case for a static cache); which
+    # ways depends on what the tiny random model samples, so only that they differ is required
+    assert len({r.finish_reason for r in decoded}) >= 2, [r.finish_reason for r in decoded]
+    assert len({r.tokens for r in decoded}) >= 2
 
 
 def test_the_adapter_is_applied_and_merging_it_changes_nothing(tiny_checkpoint):
