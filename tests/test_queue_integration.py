@@ -366,3 +366,15 @@ def test_a_generation_whose_message_the_broker_lost_is_handed_back_for_resubmiss
             wait_for_batches(**wait)
         assert handed and handed[0] == [0, 1]
 
+
+
+def test_waiting_rides_out_a_broker_outage_while_it_looks_for_lost_messages(bench, caplog):
+    from workers.submit import WaitTimeoutError, submit_evaluations, wait_for_evaluations
+
+    ids = seed_candidates(bench.engine, [variant(i) for i in range(2)])
+    tickets = submit_evaluations(ids)
+    down = {**bench.env, "QMIND_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0", "QMIND_RECONCILE_EVERY_S": "0.5",
+            "QMIND_BROKER_CONNECT_TIMEOUT_S": "0.5"}
+    with configured_app(down), pytest.raises(WaitTimeoutError, match="2 of 2 evaluations unfinished"):
+        wait_for_evaluations(tickets, timeout_s=4)  # the store answers; the broker scan fails and is retried
+    assert "looking for lost messages failed" in caplog.text

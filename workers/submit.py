@@ -9,6 +9,7 @@ submission with a clear error before anything is half-written, and submitting th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,8 @@ from workers.evaluation.results import SCORER_VERSION
 from . import tasks  # noqa: F401  (registers the tasks on the app)
 from .app import app, current_config
 from .store import get_engine
+
+log = logging.getLogger(__name__)
 
 _BROKER_ERRORS = (KombuOperationalError, ConnectionError, TimeoutError, OSError,
                   redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -127,6 +130,17 @@ def resubmit_lost_evaluations(tickets: Sequence[EvaluationTicket], *, seed: int 
     return lost
 
 
+def _reconcile_safely(step: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """A reconciliation step that meets a broker or store outage is skipped (and tried again next time): the
+    waiting itself only reads the store, and must ride out a Redis restart."""
+    from sqlalchemy.exc import OperationalError as SQLOperationalError
+
+    try:
+        step(*args, **kwargs)
+    except (*_BROKER_ERRORS, QueueUnavailableError, redis.exceptions.RedisError, SQLOperationalError) as exc:
+        log.warning("looking for lost messages failed (%s: %s); trying again later", type(exc).__name__, exc)
+
+
 def _statuses(tickets: Sequence[EvaluationTicket], states: dict) -> dict[int, str]:
     out = {}
     for t in tickets:
@@ -163,7 +177,7 @@ def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: floa
         if every and time.monotonic() >= next_reconcile:
             unfinished = [t for t in tickets if t.key is not None and (t.key.code_sha256, t.key.goal_id,
                                                                       t.key.scorer_version) not in done]
-            resubmit_lost_evaluations(unfinished, seed=seed, celery_app=celery_app, engine=engine)
+            _reconcile_safely(resubmit_lost_evaluations, unfinished, seed=seed, celery_app=celery_app, engine=engine)
             next_reconcile = time.monotonic() + every
         time.sleep(poll_s)
     out = _statuses(tickets, states)
@@ -234,11 +248,15 @@ def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indice
         if every and len(found) < len(prompt_indices) and time.monotonic() >= next_reconcile:
             from .reconcile import log_resubmitted, lost_generation
 
-            lost = sorted(lost_generation(run_id=run_id, goal_id=goal_id, iteration=iteration, celery_app=celery_app,
-                                          missing_prompts=lambda: set(prompt_indices) - set(stored())))
-            if lost:
-                resubmit(lost)
-                log_resubmitted(lost, f"generation prompts (run {run_id}, goal {goal_id}, iteration {iteration})")
+            def reconcile() -> None:
+                lost = sorted(lost_generation(run_id=run_id, goal_id=goal_id, iteration=iteration,
+                                              celery_app=celery_app,
+                                              missing_prompts=lambda: set(prompt_indices) - set(stored())))
+                if lost:
+                    resubmit(lost)
+                    log_resubmitted(lost, f"generation prompts (run {run_id}, goal {goal_id}, iteration {iteration})")
+
+            _reconcile_safely(reconcile)
             next_reconcile = time.monotonic() + every
         if len(found) == len(prompt_indices):
             return [found[i] for i in prompt_indices]
