@@ -239,3 +239,23 @@ def test_two_concurrent_runs_share_one_store(tmp_path):
         assert p.returncode == 0, err[-2000:]
     ids = sorted(json.loads(o)["run_id"] for o, _ in outs)
     assert ids == [1, 2]
+
+
+def test_the_summary_table_keeps_every_number_whole_in_an_80_column_terminal(monkeypatch):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import scheduler.cli.discover as discover_cli
+
+    out = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    monkeypatch.setattr(discover_cli, "console", out)
+    row = {"error": 1.2345e-13, "depth": 10, "num_parameters": 36, "two_qubit_gates": 18, "decay_rate": -0.017,
+           "has_barren_plateau": False, "iteration": 3}
+    goal = SimpleNamespace(goal="heisenberg-10", exact_energy=-18.06178542, best=row,
+                           baselines=[{**row, "label": f"RealAmplitudes-r{i}"} for i in (1, 2, 3)])
+    discover_cli.render_summary(SimpleNamespace(goals=[goal], run_id=1, status="completed", iterations_done=3,
+                                                seconds=9.0, report="reports/run-1/index.html"))
+    text = out.export_text()
+    assert "…" not in text
+    assert text.count("1.23e-13") == 4 and text.count("-0.017") == 4

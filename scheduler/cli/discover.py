@@ -106,9 +106,9 @@ def discover(
 def render_summary(summary) -> None:
     for g in summary.goals:
         table = Table(title=f"{g.goal}: best discovered vs baselines (exact energy {g.exact_energy:.8f})")
-        table.add_column("candidate", no_wrap=True)
-        for col in ("error", "depth", "params", "2q gates", "decay/qubit", "BP"):
-            table.add_column(col, justify="right")
+        table.add_column("candidate", ratio=1, overflow="fold")  # the label wraps; the numbers never do
+        for col, width in (("error", 8), ("depth", 5), ("params", 6), ("2q gates", 5), ("decay/qubit", 6), ("BP", 3)):
+            table.add_column(col, justify="right", no_wrap=True, min_width=width)
 
         def row(label, r, style=None):
             table.add_row(label, "-" if r.get("error") is None else f"{r['error']:.2e}", str(r.get("depth", "-")),
