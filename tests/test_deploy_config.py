@@ -299,7 +299,7 @@ def test_worker_images_run_as_non_root_without_baked_secrets_and_with_a_ping_hea
     assert not re.search(r"^(ARG|ENV)\s+\S*(PASSWORD|SECRET|TOKEN|BROKER_URL|DATABASE_URL)", text, re.MULTILINE | re.IGNORECASE)
     assert not re.search(r"^COPY\s+.*\.env", text, re.MULTILINE)
     assert re.search(r"^HEALTHCHECK .*\n?.*inspect ping", text, re.MULTILINE), f"{name} needs a celery ping healthcheck"
-    assert re.search(r'pip install "?\.(\[[a-z,]+\])?"?', text), f"{name} must pip-install the project"
+    assert re.search(r'pip install (-c constraints\.txt )?"?\.(\[[a-z,]+\])?"?', text), f"{name} must pip-install the project"
 
 
 def test_the_cpu_image_has_bubblewrap_and_the_gpu_image_is_built_on_vllm():
