@@ -170,7 +170,7 @@ def wait_for_all_final(c: Cluster, n: int, *, timeout: float, reconcile_every_s:
             if lost:
                 c.submit(lost)
                 if resubmitted is not None:
-                    resubmitted += lost
+                    resubmitted.extend(lost)
             next_reconcile[0] = time.monotonic() + reconcile_every_s
         return False
 
