@@ -3,8 +3,7 @@
 Redis has no acknowledgements of its own. kombu's Redis transport takes a message off the queue with BRPOP and
 only afterwards records it as unacknowledged (a second command); a worker killed between the two, or killed while
 the BRPOP reply still sat in its socket, takes the message with it. No worker will run it and no visibility
-timeout brings it back (kombu issue #305). It is rare (the window is well under a millisecond per delivery) but
-real: in the deploy fault test (5,000 tasks, 6 random SIGKILLs of whole workers) 8 of 20 runs lost one
+timeout brings it back (kombu issue #305). It is rare per delivery but real: in the deploy fault test (5,000 tasks, 6 random SIGKILLs of whole workers) 8 of 20 runs lost one
 or two messages this way (Redis's AOF shows them pushed and popped, never recorded as unacknowledged).
 
 The store knows what must exist, so the submitter closes the gap. A submitted evaluation with no row in the store
