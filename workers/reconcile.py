@@ -46,16 +46,19 @@ _PRIORITY_STEPS = (3, 6, 9)
 _SCAN_CHUNK = 1000
 
 
-def _redis_client(url: str) -> redis.Redis | None:
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+def _redis_client(celery_app: Celery) -> redis.Redis | None:
+    """A client of the app's Redis broker; None when the app is eager or its broker is not Redis."""
+    config = current_config(celery_app)
+    if config.eager or not config.broker_url.startswith(("redis://", "rediss://", "unix://")):
         return None
-    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10)
+    return redis.Redis.from_url(config.broker_url, socket_timeout=30, socket_connect_timeout=10)
 
 
-def _decode(raw: bytes | str) -> tuple[str, list] | None:
-    """(task name, positional args) of one kombu message as Redis holds it, or None when it is not a task."""
+def _decode(raw: bytes | str | list | dict) -> tuple[str, list] | None:
+    """(task name, positional args) of one kombu message as Redis holds it (raw or already parsed), or None when
+    it is not a task."""
     try:
-        message = json.loads(raw)
+        message = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
         if isinstance(message, list):  # the unacked hash holds [message, exchange, routing_key]
             message = message[0]
         name = (message.get("headers") or {}).get("task")
@@ -76,7 +79,7 @@ def _queue_keys(prefix: str, queue: str) -> list[str]:
 def broker_count(queue: str, *, celery_app: Celery = app) -> int | None:
     """Messages queued on ``queue`` plus every unacknowledged delivery (two cheap commands), or None as below."""
     config = current_config(celery_app)
-    client = None if config.eager else _redis_client(config.broker_url)
+    client = _redis_client(celery_app)
     if client is None:
         return None
     try:
@@ -91,13 +94,10 @@ def broker_messages(queue: str, *, celery_app: Celery = app) -> list[tuple[str, 
 
     None when the app is eager (no broker) or the broker URL is not a Redis one.
     """
-    config = current_config(celery_app)
-    if config.eager:
-        return None
-    client = _redis_client(config.broker_url)
+    client = _redis_client(celery_app)
     if client is None:
         return None
-    prefix = config.queue_prefix
+    prefix = current_config(celery_app).queue_prefix
     out: list[tuple[str, list]] = []
     try:
         for key in _queue_keys(prefix, queue):
@@ -109,10 +109,11 @@ def broker_messages(queue: str, *, celery_app: Celery = app) -> list[tuple[str, 
             cursor, entries = client.hscan(prefix + "unacked", cursor, count=_SCAN_CHUNK)
             for raw in entries.values():
                 try:
-                    routing_key = json.loads(raw)[2]
-                except (ValueError, IndexError, TypeError):
-                    routing_key = None
-                if routing_key in (None, queue) and (m := _decode(raw)):
+                    entry = json.loads(raw)
+                    routing_key = entry[2]
+                except (ValueError, IndexError, TypeError, KeyError):
+                    continue
+                if routing_key == queue and (m := _decode(entry)):
                     out.append(m)
             if cursor == 0:
                 break
