@@ -21,7 +21,7 @@ import time
 
 
 from workers.evaluation.sandbox import SandboxConfig, isolation_status, load_circuit, run_candidate
-from workers.evaluation.sandbox_isolation import find_interpreter, sandbox_env
+from workers.evaluation.sandbox.isolation import find_interpreter, sandbox_env
 
 CANDIDATE = '''
 from qiskit import QuantumCircuit

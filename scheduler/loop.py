@@ -28,11 +28,10 @@ from db.models import Evaluation, Run
 from db.session import session_scope
 from workers.app import app as celery_app
 from workers.app import current_config
-from workers.evaluation.goals import Goal
+from workers.evaluation.goals import Goal, goal_from_spec
 from workers.evaluation.results import SCORER_VERSION
 from workers.store import get_engine
-from workers.submit import (submit_evaluations, submit_generation, wait_for_batches,
-                            wait_for_evaluations)
+from workers.submit import submit_evaluations, submit_generation, wait_for_batches, wait_for_evaluations
 
 from . import history
 from .baselines import baseline_programs
@@ -325,7 +324,7 @@ def resume_goals(engine: Engine, run_id: int) -> tuple[list[Goal], DiscoveryConf
             listing = ", ".join(f"{i} ({s})" for i, s in known) or "none"
             raise DiscoveryError(f"no run with id {run_id} in the store; recent runs: {listing}")
         settings = dict(run.settings or {})
-    goals = [Goal.from_spec(spec) for spec in settings.pop("goal_specs", [])]
+    goals = [goal_from_spec(spec) for spec in settings.pop("goal_specs", [])]
     if not goals:
         raise DiscoveryError(f"run {run_id} has no stored goal specs; it cannot be resumed")
     return goals, DiscoveryConfig.from_settings(settings)

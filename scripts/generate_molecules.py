@@ -1,4 +1,4 @@
-"""Regenerate the committed molecular Hamiltonians (workers/evaluation/data/*.json).
+"""Regenerate the committed molecular Hamiltonians (workers/evaluation/goals/data/*.json).
 
 Needs the optional ``molecules`` extra (PySCF + qiskit-nature); workers never do, they read the JSON.
 Each file records the geometry, basis, fermion-to-qubit mapping, the software versions that produced it and the

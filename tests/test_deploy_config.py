@@ -159,7 +159,7 @@ def test_every_qmind_setting_is_documented_in_the_env_example_and_reaches_the_co
 
     from db.config import StoreConfig
     from workers.config import QueueConfig
-    from workers.evaluation.sandbox_config import ENV_PREFIX, SandboxConfig
+    from workers.evaluation.sandbox.config import ENV_PREFIX, SandboxConfig
 
     text, compose_text = ENV_EXAMPLE.read_text(), COMPOSE.read_text()
     # composed by compose itself from the secrets (URLs), published by compose (Flower's address and port), or

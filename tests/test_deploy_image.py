@@ -47,8 +47,8 @@ def test_the_image_install_ships_code_migrations_and_data(tmp_path):
     [wheel] = wheels.glob("quantum_mind-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("db/migrations/env.py", "db/migrations/script.py.mako",
-                   "db/migrations/versions/0001_initial_tables.py", "workers/evaluation/data/h2.json",
-                   "workers/evaluation/sandbox_runner.py", "workers/isolation_check.py", "scheduler/cli/cluster.py"):
+                   "db/migrations/versions/0001_initial_tables.py", "workers/evaluation/goals/data/h2.json",
+                   "workers/evaluation/sandbox/runner.py", "workers/isolation_check.py", "scheduler/cli/cluster.py"):
         assert needed in names, f"{needed} is missing from the wheel the image installs"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "qmind = scheduler.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

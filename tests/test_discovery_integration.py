@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from queuehelpers import Worker, configured_app, delete_prefix, new_prefix, queue_env
 from sqlalchemy import select
+from storehelpers import create_pg_database, drop_pg_database
 
 from db.migrate import upgrade_database
 from db.models import Candidate, Evaluation, GenerationBatch, Run
 from db.session import make_engine, session_scope
 from scheduler.loop import DiscoveryConfig, DiscoveryLoop
-from storehelpers import create_pg_database, drop_pg_database
 from workers.evaluation.goals import get_goal
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from qiskit.quantum_info import SparsePauliOp
 
-from workers.evaluation import exact
+from workers.evaluation.goals import exact
 from workers.evaluation.errors import GoalError
-from workers.evaluation.goal_files import goal_from_mapping, load_goal_file
-from workers.evaluation.goals import DEFAULT_ALLOWED_GATES, Goal, get_goal
+from workers.evaluation.goals import DEFAULT_ALLOWED_GATES, get_goal, goal_from_spec
+from workers.evaluation.goals.files import goal_from_mapping, load_goal_file
 
 PUBLISHED = {
     # periodic TFIM at the critical point J = h = 1
@@ -69,7 +69,7 @@ def test_lattice_goals_resize_and_molecules_refuse():
 @pytest.mark.parametrize("name", ["tfim-8", "tfim-open-5", "xxz-6", "h2", "lih"])
 def test_specs_round_trip_to_the_same_goal(name):
     goal = get_goal(name)
-    again = Goal.from_spec(goal.to_spec())
+    again = goal_from_spec(goal.to_spec())
     assert again.spec_hash == goal.spec_hash
     assert again.kind == goal.kind and again.name == goal.name
     assert (again.hamiltonian - goal.hamiltonian).simplify(atol=1e-12).coeffs.size <= 1

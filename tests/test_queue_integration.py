@@ -8,7 +8,15 @@ import time
 
 import psycopg
 import pytest
-from queuehelpers import Worker, configured_app, delete_prefix, new_prefix, queue_env, redis_client, wait_until
+from queuehelpers import (
+    Worker,
+    configured_app,
+    delete_prefix,
+    new_prefix,
+    queue_env,
+    redis_client,
+    wait_until,
+)
 from sqlalchemy import func, select
 from storehelpers import (
     PG_HOST,
@@ -278,8 +286,8 @@ def test_a_submitted_message_carries_no_time_limits_so_the_workers_own_apply(ben
     import json
 
     import redis as redis_lib
-
     from queuehelpers import REDIS_DB, REDIS_HOST, REDIS_PORT
+
     from workers.app import EVALUATE_TASK, app, configure
     from workers.config import QueueConfig
     from workers.submit import submit_evaluations

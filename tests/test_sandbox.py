@@ -20,9 +20,9 @@ from qiskit.circuit import Parameter, ParameterVector
 from qiskit.qpy import common as qpy_common
 
 from workers.evaluation.errors import EvaluationError, SandboxError
-from workers.evaluation.qpy_guard import SAFE_QPY_VERSIONS, _trial_load, check_header
 from workers.evaluation.sandbox import isolation_status, load_circuit, run_candidate
-from workers.evaluation.sandbox_config import SandboxConfig, parse_bytes
+from workers.evaluation.sandbox.config import SandboxConfig, parse_bytes
+from workers.evaluation.sandbox.qpy_guard import SAFE_QPY_VERSIONS, _trial_load, check_header
 
 LAYERED = '''
 from qiskit import QuantumCircuit

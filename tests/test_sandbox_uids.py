@@ -13,8 +13,8 @@ import pytest
 from _sandbox_util import MODES, config
 
 from workers.evaluation.sandbox import run_candidate
-from workers.evaluation.sandbox_config import SandboxConfig
-from workers.evaluation.sandbox_isolation import claim_slot
+from workers.evaluation.sandbox.config import SandboxConfig
+from workers.evaluation.sandbox.isolation import claim_slot
 
 
 def candidate(body: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.evaluation import seccomp
+from workers.evaluation.sandbox import seccomp
 
 ERRNO_EPERM = 0x00050000 | errno.EPERM
 ERRNO_ENOSYS = 0x00050000 | errno.ENOSYS
@@ -118,7 +118,7 @@ def test_the_kernel_enforces_the_fallback_filter_in_a_child_process():
     script = f"""
 import os, socket, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-from workers.evaluation import sandbox_runner as r
+from workers.evaluation.sandbox import runner as r
 r._prctl(38, 1)
 r._install_seccomp(bytes.fromhex({seccomp.build_filter("fallback").hex()!r}))
 r._install_seccomp(bytes.fromhex({seccomp.build_filter("no_exec").hex()!r}))
@@ -151,5 +151,5 @@ print(" ".join(results))
 
 def test_the_runner_never_imports_project_code():
     """The in-sandbox program must be self-contained: it runs without the project on sys.path."""
-    source = (Path(__file__).resolve().parents[1] / "workers/evaluation/sandbox_runner.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "workers/evaluation/sandbox/runner.py").read_text()
     assert not re.search(r"^\s*(from|import)\s+(workers|scheduler|db|training)\b", source, re.MULTILINE)

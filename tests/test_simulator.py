@@ -12,8 +12,8 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from tests.ansatz_library import hea_ry_rz, tfim_hva
 from workers.evaluation.errors import EvaluationError
 from workers.evaluation.goals import get_goal
-from workers.evaluation.program import Rotation, compile_circuit
-from workers.evaluation.simulator import make_engine, resolve_engine
+from workers.evaluation.simulation.engines import make_engine, resolve_engine
+from workers.evaluation.simulation.program import Rotation, compile_circuit
 
 PARAMS = [Parameter("a"), Parameter("b"), Parameter("c")]
 

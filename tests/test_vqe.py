@@ -11,7 +11,7 @@ from qiskit.circuit import Parameter
 from tests.ansatz_library import h2_ansatz, h2_hardware_efficient, heisenberg_hva, ry_cz, tfim_hva
 from workers.evaluation.errors import EvaluationError
 from workers.evaluation.goals import CHEMICAL_ACCURACY, Goal, get_goal
-from workers.evaluation.statevector import StatevectorEngine
+from workers.evaluation.simulation.statevector import StatevectorEngine
 from workers.evaluation.vqe import VQESettings, initial_point, score_vqe
 
 
@@ -146,7 +146,7 @@ def test_settings_come_from_the_environment(monkeypatch):
 
 
 def test_lockstep_rounds_hold_exactly_the_restarts_still_running():
-    from workers.evaluation.lockstep import run_restarts
+    from workers.evaluation.simulation.lockstep import run_restarts
 
     batches: list[int] = []
 
@@ -165,7 +165,7 @@ def test_lockstep_rounds_hold_exactly_the_restarts_still_running():
 
 
 def test_an_error_in_one_restart_stops_the_others():
-    from workers.evaluation.lockstep import run_restarts
+    from workers.evaluation.simulation.lockstep import run_restarts
 
     def work(r, lockstep):
         for k in range(10**6):

@@ -2,7 +2,7 @@
 
 Each completion's code is extracted (``workers.generation.extract``; nothing is executed in this process),
 then the cascade (``workers.evaluation.cascade.evaluate_code``: sandbox, verification, barren-plateau check,
-VQE, rewards) judges it against its goal, rebuilt with ``Goal.from_spec``. Distinct (code, goal) pairs run in
+VQE, rewards) judges it against its goal, rebuilt with ``goal_from_spec``. Distinct (code, goal) pairs run in
 parallel in a pool of spawned processes bounded by the machine's cores; repeated pairs (common in a GRPO
 group) are judged once and cached for the life of the pool.
 """
@@ -71,11 +71,11 @@ def completion_text(completion: Any) -> str:
 def judge(code: str, goal_spec: str, seed: int, config) -> Verdict:
     """Run the cascade on one program (in a pool worker, or in-process when the pool has no workers)."""
     from workers.evaluation.cascade import evaluate_code
-    from workers.evaluation.goals import Goal
+    from workers.evaluation.goals import goal_from_spec
 
     sha = hashlib.sha256(code.encode("utf-8")).hexdigest()
     try:
-        goal = Goal.from_spec(json.loads(goal_spec))
+        goal = goal_from_spec(json.loads(goal_spec))
         result = evaluate_code(code, goal, seed=seed, config=config)
     except (
         Exception

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from db.session import redact, session_scope
-from workers.evaluation.goals import Goal, get_goal
+from workers.evaluation.goals import Goal, get_goal, goal_from_spec
 from workers.evaluation.results import SCORER_VERSION
 from workers.generation.prompts import SYSTEM_PROMPT, render_prompt
 
@@ -102,7 +102,7 @@ class _Goals:
 
     def get(self, spec_hash: str, spec: dict) -> Goal:
         if spec_hash not in self._cache:
-            self._cache[spec_hash] = Goal.from_spec(spec)
+            self._cache[spec_hash] = goal_from_spec(spec)
         return self._cache[spec_hash]
 
 

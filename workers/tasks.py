@@ -57,9 +57,9 @@ def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float, reuse
     """Run the evaluation cascade; any failure of the cascade itself becomes a ``failed`` verdict."""
     try:
         from workers.evaluation.cascade import EvaluationConfig, evaluate_code
-        from workers.evaluation.goals import Goal
+        from workers.evaluation.goals import goal_from_spec
 
-        goal = Goal.from_spec(goal_spec)
+        goal = goal_from_spec(goal_spec)
         result = evaluate_code(code, goal, seed=seed, config=EvaluationConfig.from_env(), reuse=reuse)
     except SoftTimeLimitExceeded:
         return {"status": "timeout", "stage": "queue", "seed": seed,
@@ -140,10 +140,10 @@ def _generator(settings: dict[str, Any]):
 def _generate(settings: dict[str, Any], goal_spec: dict, prompts: list[dict]) -> tuple[list[dict], str | None]:
     """Batches (as dicts) for ``prompts``, or an error message when the generator failed."""
     try:
-        from workers.evaluation.goals import Goal
+        from workers.evaluation.goals import goal_from_spec
         from workers.generation.base import PromptRequest
 
-        goal = Goal.from_spec(goal_spec)
+        goal = goal_from_spec(goal_spec)
         requests = [PromptRequest(goal=goal, memory_context=p.get("memory_context", ""), seed=int(p.get("seed", 0)),
                                   parents=tuple(p.get("parents", ()))) for p in prompts]
         batches = _generator(settings).generate(requests)

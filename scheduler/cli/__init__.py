@@ -19,7 +19,16 @@ app = typer.Typer(
 
 def _register() -> None:
     from . import (  # noqa: F401  (each module adds its commands to ``app``)
-        cluster, db, discover, eval_model, evaluate, export, generate, goals, train, worker,
+        cluster,
+        db,
+        discover,
+        eval_model,
+        evaluate,
+        export,
+        generate,
+        goals,
+        train,
+        worker,
     )
 
 

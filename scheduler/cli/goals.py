@@ -6,9 +6,9 @@ import typer
 from rich.table import Table
 
 from workers.evaluation.errors import GoalError
-from workers.evaluation.goal_files import load_goal_file
 from workers.evaluation.goals import get_goal
-from workers.evaluation.hamiltonians import FAMILIES, MAX_LATTICE_QUBITS, molecule_names
+from workers.evaluation.goals.files import load_goal_file
+from workers.evaluation.goals.hamiltonians import FAMILIES, MAX_LATTICE_QUBITS, molecule_names
 
 from . import app
 from .common import console, print_json, usage_error

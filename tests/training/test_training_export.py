@@ -15,7 +15,7 @@ from training.dataset_files import load_rows, meta_path, read_meta
 from training.errors import EmptyExportError, TrainingError
 from training.export import export_grpo, export_rewards, export_sft, split_goals
 from training.store_rows import SFTQuality, StoreFilters
-from workers.evaluation.goals import Goal, get_goal
+from workers.evaluation.goals import get_goal, goal_from_spec
 from workers.generation.extract import extract_code
 from workers.generation.prompts import SYSTEM_PROMPT
 
@@ -132,7 +132,7 @@ def test_grpo_rows_carry_the_goal_columns_that_rebuild_the_goal(flow_store, tmp_
     rows = list(load_rows(result.path))
     assert {r["goal"] for r in rows} == {"tfim-4", "heisenberg-4", "tfim-6"}
     for row in rows:
-        goal = Goal.from_spec(json.loads(row["goal_spec"]))
+        goal = goal_from_spec(json.loads(row["goal_spec"]))
         reference = get_goal(row["goal"])
         assert goal.spec_hash == reference.spec_hash == row["spec_hash"]
         assert row["num_qubits"] == goal.num_qubits and row["max_depth"] == goal.max_depth

@@ -41,7 +41,7 @@ from qiskit.quantum_info import SparsePauliOp
 from .errors import EvaluationError
 from .goals import Goal
 from .results import BarrenPlateauResult
-from .simulator import blas_threads, make_engine, resolve_engine
+from .simulation.engines import blas_threads, make_engine, resolve_engine
 from .verify import verify_circuit
 
 DECAY_THRESHOLD = math.log(2) / 2

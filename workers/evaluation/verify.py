@@ -26,8 +26,8 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterExpression
 
 from .goals import Goal
-from .program import AngleError, affine_form
 from .results import VerificationResult
+from .simulation.program import AngleError, affine_form
 
 MAX_INSTRUCTIONS = 100_000
 """Instructions beyond which a circuit is refused before any per-gate work (a goal's depth limit is tighter)."""

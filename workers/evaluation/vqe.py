@@ -27,9 +27,9 @@ from scipy.optimize import minimize
 
 from .errors import EvaluationError
 from .goals import CHEMICAL_ACCURACY, Goal
-from .lockstep import Lockstep, run_restarts
 from .results import VQEResult
-from .simulator import blas_threads, make_engine, resolve_engine
+from .simulation.engines import blas_threads, make_engine, resolve_engine
+from .simulation.lockstep import Lockstep, run_restarts
 
 OPTIMIZER = "L-BFGS-B"
 ROUNDING = 1e-9

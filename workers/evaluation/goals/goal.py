@@ -1,11 +1,9 @@
-"""Goals: what a candidate ansatz must solve.
+"""The Goal: a Hamiltonian and the limits a candidate must respect; lattice goals at any size.
 
 A goal is a Hamiltonian on ``num_qubits`` qubits plus the limits the candidate must respect (``max_depth``,
-``allowed_gates``). Built-in names: ``tfim-N``, ``tfim-open-N``, ``heisenberg-N``, ``xxz-N``, ``xy-N`` (any family
-also as ``<family>-open-N``), ``h2`` and ``lih``. User goals come from YAML (see ``goal_files.py``).
-
-Goals round-trip through a JSON *spec* (``Goal.to_spec`` / ``Goal.from_spec``), which is what the store keeps and
-what the queue carries, so a worker on another host rebuilds exactly the goal the loop meant.
+``allowed_gates``). Goals round-trip through a JSON *spec* (``Goal.to_spec`` / ``files.goal_from_spec``), which is
+what the store keeps and what the queue carries, so a worker on another host rebuilds exactly the goal the loop
+meant.
 """
 
 from __future__ import annotations
@@ -20,14 +18,13 @@ import numpy as np
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import SparsePauliOp
 
+from ..errors import GoalError
 from . import exact
-from .errors import GoalError
-from .hamiltonians import FAMILIES, MAX_LATTICE_QUBITS, molecule_data, molecule_hamiltonian, molecule_names
+from .hamiltonians import FAMILIES, MAX_LATTICE_QUBITS
 
 DEFAULT_MAX_DEPTH = 50
 DEFAULT_ALLOWED_GATES: tuple[str, ...] = ("rx", "ry", "rz", "h", "x", "cx", "cz", "rzz")
 CHEMICAL_ACCURACY = 1.6e-3  # Hartree
-_NAME_RE = re.compile(r"^(?P<family>[a-z]+)(?P<open>-open)?-(?P<n>\d+)$")
 _GOAL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 
@@ -139,13 +136,6 @@ class Goal:
         core["allowed_gates"] = sorted(core["allowed_gates"])
         return hashlib.sha256(json.dumps(core, separators=(",", ":")).encode()).hexdigest()
 
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> "Goal":
-        """Rebuild a goal from ``to_spec`` output (validated like a user file)."""
-        from .goal_files import goal_from_mapping
-
-        return goal_from_mapping(spec, source="spec")
-
     def summary(self) -> dict[str, Any]:
         """The fields ``qmind goals show --json`` prints."""
         return {
@@ -225,62 +215,6 @@ def lattice_goal(family: str, num_qubits: int, *, params: dict | None = None, na
         family=family,
         params=merged,
         provenance={"source": "built-in family", "family": family, "params": merged},
-    )
-
-
-def molecule_goal(name: str, *, max_depth: int = DEFAULT_MAX_DEPTH, allowed_gates=DEFAULT_ALLOWED_GATES) -> Goal:
-    data = molecule_data(name)
-    max_depth, allowed_gates = check_limits(max_depth, allowed_gates)
-    return Goal(
-        name=name,
-        description=data["description"],
-        hamiltonian=molecule_hamiltonian(name),
-        num_qubits=data["num_qubits"],
-        max_depth=max_depth,
-        allowed_gates=allowed_gates,
-        kind="molecule",
-        provenance={**data["provenance"], "nuclear_repulsion": data["nuclear_repulsion"]},
-        reference_energy=data["fci_energy_pyscf"],
-    )
-
-
-def builtin_names() -> list[str]:
-    """Example built-in names for listings (any size in range is accepted for families)."""
-    return [f"{f}-N" for f in FAMILIES] + [f"{f}-open-N" for f in FAMILIES] + molecule_names()
-
-
-def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> Goal:
-    """A built-in goal by name, or the goal(s) of a YAML file path (exactly one goal expected)."""
-    if not isinstance(name, str) or not name.strip():
-        raise GoalError(f"goal name must be a non-empty string; valid names: {', '.join(builtin_names())}")
-    name = name.strip()
-    limits = {}
-    if max_depth is not None:
-        limits["max_depth"] = max_depth
-    if allowed_gates is not None:
-        limits["allowed_gates"] = allowed_gates
-    if name.endswith((".yaml", ".yml")):
-        from .goal_files import load_goal_file
-
-        goals = load_goal_file(name)
-        if len(goals) != 1:
-            raise GoalError(f"{name} defines {len(goals)} goals; name one of them: {[g.name for g in goals]}")
-        goal = goals[0]
-        if limits:
-            md, ag = check_limits(limits.get("max_depth", goal.max_depth),
-                                  limits.get("allowed_gates", goal.allowed_gates))
-            goal = dataclasses.replace(goal, max_depth=md, allowed_gates=ag)
-        return goal
-    lowered = name.lower()
-    if lowered in molecule_names():
-        return molecule_goal(lowered, **limits)
-    match = _NAME_RE.match(lowered)
-    if match and match["family"] in FAMILIES:
-        params = {"periodic": not match["open"]}
-        return lattice_goal(match["family"], int(match["n"]), params=params, **limits)
-    raise GoalError(
-        f"unknown goal '{name}'. Valid: {', '.join(builtin_names())} (N = number of qubits, e.g. tfim-8), "
-        f"or a path to a goal YAML file"
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from qiskit.quantum_info import SparsePauliOp
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 from .program import Program
 
 MAX_ROWS_PER_CALL = 20_000

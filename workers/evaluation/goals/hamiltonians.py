@@ -15,7 +15,7 @@ from typing import Callable
 
 from qiskit.quantum_info import SparsePauliOp
 
-from .errors import GoalError
+from ..errors import GoalError
 
 DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
 MAX_LATTICE_QUBITS = 20

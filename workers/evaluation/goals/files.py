@@ -30,8 +30,15 @@ import numpy as np
 import yaml
 from qiskit.quantum_info import SparsePauliOp
 
-from .errors import GoalError
-from .goals import DEFAULT_ALLOWED_GATES, DEFAULT_MAX_DEPTH, Goal, check_limits, is_valid_goal_name, lattice_goal
+from ..errors import GoalError
+from .goal import (
+    DEFAULT_ALLOWED_GATES,
+    DEFAULT_MAX_DEPTH,
+    Goal,
+    check_limits,
+    is_valid_goal_name,
+    lattice_goal,
+)
 from .hamiltonians import FAMILIES
 
 MAX_PAULI_QUBITS = 20
@@ -170,3 +177,8 @@ def load_goal_file(path: str | pathlib.Path) -> list[Goal]:
     for goal in goals:
         goal.provenance.setdefault("file", str(path))
     return goals
+
+
+def goal_from_spec(spec: dict[str, Any]) -> Goal:
+    """Rebuild a goal from ``Goal.to_spec`` output (validated like a user file)."""
+    return goal_from_mapping(spec, source="spec")

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from .errors import SandboxError
+from ..errors import SandboxError
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -28,7 +28,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterExpression, ParameterVector
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 
 # Pauli letters per qarg (qargs[0] first). RZX(theta) on (a, b) is exp(-i theta/2 Z_a X_b).
 PAULI_ROTATIONS: dict[str, str] = {"rx": "X", "ry": "Y", "rz": "Z", "rxx": "XX", "ryy": "YY", "rzz": "ZZ",

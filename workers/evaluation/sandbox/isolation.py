@@ -24,9 +24,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+from ..errors import SandboxError
 from . import seccomp
-from .errors import SandboxError
-from .sandbox_config import SandboxConfig
+from .config import SandboxConfig
 
 log = logging.getLogger("qmind.sandbox")
 

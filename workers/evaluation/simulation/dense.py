@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from qiskit.quantum_info import SparsePauliOp
 
+from .kernels import FixedKernel
 from .program import FixedGate, Program, Rotation
-from .statevector import _Fixed
 
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
 _S = np.diag([1, 1j])
@@ -133,7 +133,7 @@ class DenseKernel:
     def _row_matrix(self, gates: list) -> np.ndarray:
         t, o = np.eye(self.dim, dtype=complex), np.empty((self.dim, self.dim), dtype=complex)
         for gate in gates:
-            kernel = _Fixed(self.n, gate)
+            kernel = FixedKernel(self.n, gate)
             if kernel.apply(t, o, kernel.fwd) is o:
                 t, o = o, t
         return t

@@ -2,7 +2,7 @@
 
 - ``statevector`` (default): ``statevector.StatevectorEngine``, a batched numpy simulator with adjoint
   differentiation; all gradients for about three forward passes.
-- ``aer``: ``aer_engine.AerEngine``, qiskit-aer's ``EstimatorV2`` (exact, ``default_precision=0``) with parameter
+- ``aer``: ``aer.AerEngine``, qiskit-aer's ``EstimatorV2`` (exact, ``default_precision=0``) with parameter
   shifts per gate occurrence, one Estimator call per batch of gradients through parameter broadcasting.
 
 Both run the same compiled ``program.Program`` and agree to ~1e-12 (tests/test_simulator.py); the statevector
@@ -21,7 +21,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 from .program import Program, compile_circuit
 
 ENGINES: tuple[str, ...] = ("statevector", "aer")
@@ -80,7 +80,7 @@ def make_engine(circuit: QuantumCircuit | Program, hamiltonian: SparsePauliOp, *
     program = circuit if isinstance(circuit, Program) else compile_circuit(circuit)
     name = resolve_engine(engine)
     if name == "aer":
-        from .aer_engine import AerEngine
+        from .aer import AerEngine
 
         return AerEngine(program, hamiltonian, **options)
     from .statevector import StatevectorEngine

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 from qiskit.quantum_info import SparsePauliOp
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 
 DENSE_LIMIT = 10
 SPARSE_LIMIT = 22

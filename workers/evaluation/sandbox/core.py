@@ -21,12 +21,12 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import sandbox_isolation as iso
-from .errors import SandboxError
+from ..errors import SandboxError
+from ..results import STATUS_ERROR, STATUS_RESOURCE, STATUS_TIMEOUT, SandboxResult
+from . import isolation as iso
+from .config import SandboxConfig
+from .process import Identity, Outcome, kill_tree, run_process, sandbox_pids
 from .qpy_guard import DEFAULT_MAX_CIRCUIT_BYTES, SAFE_QPY_VERSIONS, load_circuit
-from .results import STATUS_ERROR, STATUS_RESOURCE, STATUS_TIMEOUT, SandboxResult
-from .sandbox_config import SandboxConfig
-from .sandbox_process import Identity, Outcome, kill_tree, run_process, sandbox_pids
 
 __all__ = [
     "DEFAULT_MAX_CIRCUIT_BYTES",
@@ -53,7 +53,7 @@ _FALLBACK_WARNING = ("SANDBOX FALLBACK IN USE: candidate code runs WITHOUT names
 
 @functools.lru_cache(maxsize=1)
 def _runner_source() -> str:
-    return (Path(__file__).with_name("sandbox_runner.py")).read_text(encoding="utf-8")
+    return (Path(__file__).with_name("runner.py")).read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)

@@ -27,7 +27,7 @@ import signal
 import struct
 import time
 
-from .errors import EvaluationError
+from ..errors import EvaluationError
 
 DEFAULT_MAX_CIRCUIT_BYTES = 4 << 20
 DEFAULT_MAX_QUBITS = 1024
