@@ -81,12 +81,13 @@ SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 @given(random_circuits(), st.integers(0, 2**31))
 def test_statevector_energies_and_gradients_match_qiskit_and_finite_differences(circuit, seed):
     theta = np.random.default_rng(seed).uniform(-np.pi, np.pi, size=(3, 3))
-    engine = make_engine(circuit, HAMILTONIAN, engine="statevector")
-    energy, grad = engine.energies_and_gradients(theta)
-    for row in range(3):
-        assert energy[row] == pytest.approx(_reference_energy(circuit, HAMILTONIAN, theta[row]), abs=1e-10)
-        assert grad[row] == pytest.approx(_finite_difference(circuit, HAMILTONIAN, theta[row]), abs=1e-6)
-    assert engine.energies(theta) == pytest.approx(energy, abs=1e-12)
+    for kernel in ("compiled", "numpy", "dense"):
+        engine = make_engine(circuit, HAMILTONIAN, engine="statevector", kernel=kernel)
+        energy, grad = engine.energies_and_gradients(theta)
+        for row in range(3):
+            assert energy[row] == pytest.approx(_reference_energy(circuit, HAMILTONIAN, theta[row]), abs=1e-10)
+            assert grad[row] == pytest.approx(_finite_difference(circuit, HAMILTONIAN, theta[row]), abs=1e-6)
+        assert engine.energies(theta) == pytest.approx(energy, abs=1e-12)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -101,17 +102,13 @@ def test_the_aer_engine_agrees_with_the_statevector_engine(circuit, seed):
 
 @SLOW
 @given(random_circuits(), st.integers(0, 2**31))
-def test_the_dense_kernel_and_the_block_kernel_agree(circuit, seed):
+def test_the_compiled_dense_and_numpy_kernels_agree_to_rounding(circuit, seed):
     theta = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(4, 3))
-    engine = make_engine(circuit, HAMILTONIAN, engine="statevector")
-    assert engine._dense is not None
-    phis = engine.program.angles(theta)
-    e_dense, g_dense = engine._dense.adjoint(phis)
-    dense, engine._dense = engine._dense, None  # force the gate-by-gate kernel
-    e_block, g_block = engine._adjoint(phis)
-    engine._dense = dense
-    assert e_dense == pytest.approx(e_block, abs=1e-11)
-    assert g_dense == pytest.approx(g_block, abs=1e-11)
+    results = [make_engine(circuit, HAMILTONIAN, kernel=kernel).angle_gradients(theta)
+               for kernel in ("compiled", "dense", "numpy")]
+    for energy, grads in results[1:]:
+        assert energy == pytest.approx(results[0][0], abs=1e-12)
+        assert grads == pytest.approx(results[0][1], abs=1e-12)
 
 
 def test_a_shared_parameter_in_2theta_needs_the_chain_rule():
