@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from qiskit import QuantumCircuit
 
@@ -22,6 +22,7 @@ from .barren import check_barren_plateau, scaling_sizes
 from .errors import EvaluationError
 from .fingerprint import circuit_fingerprint
 from .goals import Goal
+from .liveness import constant_energy_message
 from .rewards import compute_rewards
 from .sandbox import SandboxConfig, load_circuit, run_candidate
 from .verify import verify_circuit
@@ -50,12 +51,12 @@ class EvaluationConfig:
     """Simulator for energies and gradients: auto, statevector or aer."""
 
     @classmethod
-    def from_env(cls) -> "EvaluationConfig":
+    def from_env(cls) -> EvaluationConfig:
         """Defaults overridden by QMIND_BP_SAMPLES, QMIND_VQE_RESTARTS, QMIND_ENGINE and QMIND_SANDBOX_*."""
         return cls(
             sandbox=SandboxConfig.from_env(),
-            bp_samples=int(os.environ.get("QMIND_BP_SAMPLES", 200)),
-            restarts=int(os.environ.get("QMIND_VQE_RESTARTS", 4)),
+            bp_samples=int(os.environ.get("QMIND_BP_SAMPLES", "200")),
+            restarts=int(os.environ.get("QMIND_VQE_RESTARTS", "4")),
             engine=os.environ.get("QMIND_ENGINE", "auto"),
         )
 
@@ -86,6 +87,18 @@ def _finish(status: str, goal: Goal, seed: int, stage: str, timings: dict, *, er
                               fingerprint=fingerprint)
 
 
+def _check_liveness(circuit: QuantumCircuit, goal: Goal, verification: R.VerificationResult,
+                    seed: int) -> R.VerificationResult:
+    """``verification`` failed with a message when no Parameter changes the energy (``liveness.py``)."""
+    try:
+        message = constant_energy_message(circuit, goal.hamiltonian, seed=seed)
+    except EvaluationError as exc:
+        message = f"the circuit cannot be simulated: {exc}"
+    if message is None:
+        return verification
+    return dataclasses.replace(verification, ok=False, errors=verification.errors + (message,))
+
+
 def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None) -> Prepared:
     """Sandboxed build at every size the BP check needs, deserialisation, verification and fingerprint."""
     config = config or EvaluationConfig()
@@ -112,6 +125,8 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
             R.STATUS_ERROR, goal, seed, "sandbox", timings, sandbox=box,
             errors=[f"the circuit returned by create_ansatz({goal.num_qubits}) could not be read: {exc}"]))
     verification = verify_circuit(circuit, goal)
+    if verification.ok:
+        verification = _check_liveness(circuit, goal, verification, seed)
     timings["verify"] = time.perf_counter() - t
     if not verification.ok:
         return Prepared(goal, seed, sandbox=box, verification=verification, result=_finish(
@@ -142,7 +157,7 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
         return prepared.result
     config = config or EvaluationConfig()
     goal, seed, timings = prepared.goal, prepared.seed, dict(prepared.timings)
-    common = dict(verification=prepared.verification, sandbox=prepared.sandbox, fingerprint=prepared.fingerprint)
+    common = {"verification": prepared.verification, "sandbox": prepared.sandbox, "fingerprint": prepared.fingerprint}
     bp = None
     if config.run_bp:
         t = time.perf_counter()
@@ -164,8 +179,8 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
         timings["vqe"] = time.perf_counter() - t
         if vqe.below_exact:
             return _finish(R.STATUS_FLAGGED, goal, seed, "vqe", timings, bp=bp, vqe=vqe, **common,
-                           errors=[f"energy {vqe.energy:.10f} is below the exact ground energy "
-                                   f"{vqe.exact_energy:.10f}: a simulator bug or an exploit; not rewarded"])
+                           errors=[(f"energy {vqe.energy:.10f} is below the exact ground energy "
+                                   f"{vqe.exact_energy:.10f}: a simulator bug or an exploit; not rewarded")])
     return _finish(R.STATUS_VALID, goal, seed, "done", timings, bp=bp, vqe=vqe, **common)
 
 

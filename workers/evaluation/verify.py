@@ -48,6 +48,46 @@ def _limited(messages: list[str]) -> list[str]:
     return messages[:_MAX_MESSAGES] + [f"... and {len(messages) - _MAX_MESSAGES} more angle problems"]
 
 
+def _parameters_of(op) -> set:
+    found: set = set()
+    for value in getattr(op, "params", ()):
+        if isinstance(value, ParameterExpression):
+            found.update(value.parameters)
+    return found
+
+
+def _names(parameters) -> str:
+    names = sorted(p.name for p in parameters)
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def _parameter_messages(circuit: QuantumCircuit, trainable: set, zeroed: set, in_gates: set,
+                        other_errors: bool) -> list[str]:
+    """What is wrong with the circuit's Parameters: none trainable, coefficient 0, or only in the global phase.
+
+    A Parameter counts as trainable only when it enters an accepted gate's angle with a non-zero coefficient.
+    One that appears in any instruction is never reported as "only in the global phase" (a refused instruction
+    has its own message). "No trainable Parameters" is reported only when nothing else was wrong (after a refused
+    gate or a bad angle it would be a consequence, not the cause).
+    """
+    messages = []
+    if zeroed:
+        messages.append(f"Parameter(s) {_names(zeroed)} enter every angle they appear in with coefficient 0 "
+                        f"(e.g. 0*theta + 0.3), so they cannot change the state; use each Parameter with a "
+                        f"non-zero coefficient or remove it")
+    phase = circuit.global_phase
+    in_phase = set(phase.parameters) if isinstance(phase, ParameterExpression) else set()
+    only_phase = in_phase - in_gates
+    if only_phase:
+        messages.append(f"Parameter(s) {_names(only_phase)} appear only in the global phase, where they cannot "
+                        f"change the energy; remove them")
+    if not trainable and not zeroed and not other_errors:
+        messages.append("the circuit has no Parameters in any gate angle: every trainable angle must be a "
+                        "qiskit.circuit.Parameter with a non-zero coefficient (e.g. theta = Parameter('theta_0'); "
+                        "qc.ry(theta, 0)), and at least one is required")
+    return messages
+
+
 def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
     """Check ``circuit`` against ``goal``; never raises for anything a candidate can build."""
     if not isinstance(circuit, QuantumCircuit):
@@ -79,6 +119,8 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
     custom: set[str] = set()
     angle_errors: list[str] = []
     trainable: set = set()
+    zeroed: set = set()  # Parameters seen with coefficient 0 (``0*t``): they cannot change anything
+    in_gates: set = set()  # Parameters seen in any instruction (accepted or refused)
     expressions: dict = {}  # affine_form cache: a reused expression is checked once
     two_qubit = 0
     for position, inst in enumerate(circuit.data):
@@ -89,6 +131,7 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
         counts[name] += 1
         if len(inst.qubits) >= 2:
             two_qubit += 1
+        in_gates.update(_parameters_of(op))
         if name in NON_UNITARY or name.startswith(("save_", "set_")):
             non_unitary.add(name)
             continue
@@ -107,13 +150,13 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
             continue
         for value in op.params:
             try:
-                affine_form(value, expressions)
+                coefficients, _ = affine_form(value, expressions)
             except AngleError as exc:
                 qubits = ", ".join(str(circuit.find_bit(q).index) for q in inst.qubits)
                 angle_errors.append(f"{name} on qubit(s) {qubits} (instruction {position}): {exc}")
                 continue
-            if isinstance(value, ParameterExpression):
-                trainable.update(value.parameters)
+            trainable.update(p for p, c in coefficients.items() if c != 0.0)
+            zeroed.update(p for p, c in coefficients.items() if c == 0.0)
 
     if forbidden:
         listed = ", ".join(f"{g} ({c}x)" for g, c in sorted(forbidden.items()))
@@ -137,13 +180,7 @@ def verify_circuit(circuit: object, goal: Goal) -> VerificationResult:
             affine_form(phase)
         except AngleError as exc:
             errors.append(f"global phase: {exc}")
-    only_phase = [p.name for p in circuit.parameters if p not in trainable]
-    if not trainable and not angle_errors:
-        errors.append("the circuit has no Parameters: every trainable angle must be a qiskit.circuit.Parameter "
-                      "(e.g. theta = Parameter('theta_0'); qc.ry(theta, 0)), and at least one is required")
-    elif only_phase and not angle_errors:
-        errors.append(f"Parameter(s) {', '.join(sorted(only_phase)[:10])} appear only in the global phase, where "
-                      f"they cannot change the energy; remove them")
+    errors.extend(_parameter_messages(circuit, trainable, zeroed - trainable, in_gates, bool(errors)))
 
     depth = circuit.depth()
     if depth > goal.max_depth:
