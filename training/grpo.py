@@ -45,7 +45,16 @@ HISTORY_KEYS = (
 )
 
 
-def resolve_vllm(requested: bool | None) -> bool:
+ROLLOUTS = ("trl", "graph")
+
+
+def resolve_vllm(requested: bool | None, rollout: str = "trl") -> bool:
+    if rollout not in ROLLOUTS:
+        raise TrainingError(f"unknown rollout engine '{rollout}'; expected one of {', '.join(ROLLOUTS)}")
+    if rollout == "graph":
+        if requested:
+            raise TrainingError("--rollout graph replaces vLLM generation; leave out --vllm")
+        return False
     if requested is None:
         return has_module("vllm") and cuda_available()
     if requested and not (has_module("vllm") and cuda_available()):
@@ -95,6 +104,21 @@ def trl_grpo_kwargs(s: GRPOSettings, *, output_dir: str, on_cpu: bool, use_vllm:
     )
 
 
+def rollout_record(settings: GRPOSettings, generation, rollout, output, device: str) -> dict:
+    """config.yaml's ``rollout``: who generated, and what generation and the whole steps cost."""
+    steps = int(output.global_step) or 1
+    record = {"engine": settings.rollout, "device": device, "generation": generation.to_dict(),
+              "train_seconds": float(output.metrics.get("train_runtime", 0.0)),
+              "seconds_per_step": float(output.metrics.get("train_runtime", 0.0)) / steps}
+    if device == "cuda":
+        import torch
+
+        record["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if rollout is not None:
+        record["decoder"] = rollout.stats.to_dict()
+    return record
+
+
 def base_for_adapter(settings: GRPOSettings, adapter: str | None, explicit_base: bool) -> GRPOSettings:
     """The adapter's own base model (from its config.yaml) unless one was given; a mismatch is refused."""
     if adapter is None or not (pathlib.Path(adapter) / "config.yaml").is_file():
@@ -130,7 +154,7 @@ def train_grpo(
     if missing:
         raise TrainingError(f"{data} lacks columns {missing}; expected a `qmind export grpo` file")
     settings = base_for_adapter(settings, adapter, explicit_base)
-    use_vllm = resolve_vllm(settings.use_vllm)
+    use_vllm = resolve_vllm(settings.use_vllm, settings.rollout)
     reservation = reserve(checkpoints_root, final=final)
     reward = CircuitReward(
         settings.reward, workers=settings.reward_workers, seed=settings.reward_seed, config=evaluation_config
@@ -145,6 +169,8 @@ def train_grpo(
             allow_unsloth=False,
         )
         from trl import GRPOConfig, GRPOTrainer
+
+        from .rollout import GraphRollout, RolloutStats, measure_generation
 
         log.info(
             "GRPO %s on %s (%s, %s, %s generation): %d prompt rows from %s, %s reward, %d judging workers",
@@ -164,13 +190,18 @@ def train_grpo(
         args = GRPOConfig(
             **trl_grpo_kwargs(settings, output_dir=output_dir, on_cpu=on_cpu, use_vllm=use_vllm)
         )
+        rollout = GraphRollout(compile=settings.rollout_compile, seed=settings.seed) if (
+            settings.rollout == "graph") else None
         trainer = GRPOTrainer(
             model=loaded.model,
             reward_funcs=[reward],
             args=args,
             train_dataset=dataset,
             processing_class=loaded.tokenizer,
+            rollout_func=rollout,
         )
+        generation = RolloutStats()
+        measure_generation(trainer, generation)
         output = trainer.train()
         history = list(trainer.state.log_history)
         changed = dict(loaded.adjustments)
@@ -200,6 +231,7 @@ def train_grpo(
                 "use_vllm": use_vllm,
                 "changed_for_backend": changed,
             },
+            "rollout": rollout_record(settings, generation, rollout, output, loaded.device),
             "reward_history": [
                 {k: v for k, v in h.items() if k.startswith(HISTORY_KEYS)} for h in history if "reward" in h
             ],

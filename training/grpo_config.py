@@ -66,6 +66,12 @@ class GRPOSettings:
     use_vllm: bool | None = _f(
         None, "Generate with vLLM (colocated); None: when vllm is installed and CUDA present."
     )
+    rollout: str = _f(
+        "trl",
+        "Who samples completions: trl (TRL's generate, or vLLM with use_vllm) or graph (the project's CUDA-graph "
+        "decoder on a plain copy of the policy with the current LoRA merged; training/rollout.py).",
+    )
+    rollout_compile: bool = _f(False, "graph rollouts: torch.compile the decode step first (~1 min per shape).")
     vllm_gpu_memory_utilization: float = _f(0.3, "Fraction of GPU memory vLLM may take in colocate mode.")
     bf16: bool = _f(True, "bfloat16 mixed precision.")
     optim: str = _f("adamw_8bit", "Optimizer.")

@@ -255,6 +255,12 @@ def train_grpo_cmd(
     vllm: bool | None = typer.Option(
         None, "--vllm/--no-vllm", help="Generate with vLLM (default: if present)."
     ),
+    rollout: str | None = typer.Option(
+        None, "--rollout", help="trl (TRL's generate or vLLM, default) or graph (the CUDA-graph decoder)."
+    ),
+    rollout_compile: bool | None = typer.Option(
+        None, "--rollout-compile/--no-rollout-compile", help="graph: torch.compile the step (default: off)."
+    ),
     bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 (default: on; off on CPU)."),
     optim: str | None = typer.Option(None, "--optim", help="Optimizer (default adamw_8bit)."),
     logging_steps: int | None = typer.Option(None, "--logging-steps", help="Default 1."),
@@ -310,6 +316,8 @@ def train_grpo_cmd(
                 reward_workers=reward_workers,
                 reward_seed=reward_seed,
                 use_vllm=vllm,
+                rollout=rollout,
+                rollout_compile=rollout_compile,
                 bf16=bf16,
                 optim=optim,
                 logging_steps=logging_steps,
