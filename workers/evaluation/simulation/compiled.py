@@ -24,6 +24,10 @@ def csr_arrays(hamiltonian: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, 
     return h.indptr.astype(np.int64), h.indices.astype(np.int64), np.ascontiguousarray(data)
 
 
+SKEW = 40
+"""Amplitudes (640 bytes) between the end of psi and the start of mu in their shared buffer."""
+
+
 class CompiledKernel:
     """Forward and adjoint passes of a ``Program`` through the compiled tape kernels."""
 
@@ -35,8 +39,14 @@ class CompiledKernel:
         self.csr = csr_arrays(hamiltonian)
 
     def _buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (np.empty((rows, self.dim), dtype=complex), np.empty((rows, self.dim), dtype=complex),
-                np.empty(rows))
+        """psi and mu in one allocation, mu shifted by ``SKEW`` amplitudes: when both start on the same address
+        modulo 4 KiB (two page-aligned arrays), every store to psi[i] falsely aliases the next load of mu[i] and
+        the backward pass runs 2-3x slower."""
+        size = rows * self.dim
+        flat = np.empty(2 * size + SKEW, dtype=complex)
+        psi = flat[:size].reshape(rows, self.dim)
+        mu = flat[size + SKEW:].reshape(rows, self.dim)
+        return psi, mu, np.empty(rows)
 
     def energies(self, phis: np.ndarray) -> np.ndarray:
         t = self.tape

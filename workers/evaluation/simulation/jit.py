@@ -18,9 +18,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .tape import FIXED, ROT_PAULI, ROT_X, ROT_Y, ROT_Z
+from .jit_fixed import gate1, gate2_dense, gate2_diagonal, gate2_monomial, gate_k
+from .tape import FIX1, FIX2_DENSE, FIX2_DIAG, FIX2_MONO, ROT_PAULI, ROT_X, ROT_Y
 
-jit = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
+jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+jit_sum = numba.njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "nsz"})
+"""For loops that also sum a gradient: reassociation lets the sum vectorise (rounding changes at ~1e-16)."""
 _PHASES = np.array([1.0, 1j, -1.0, -1j])
 
 
@@ -35,28 +38,19 @@ def _parity(v):
 
 
 @jit
-def _fixed(psi, k, ioff, coff, variant, ipool, cpool, tmp):
-    """The fixed gate's ``variant`` (0: M, 1: M^dag, 2: M^T) applied in place to one state."""
-    d = 1 << k
-    offs = ioff + k
-    touched = offs + d + variant * d
-    mat = coff + variant * d * d
-    for j in range(psi.shape[0] >> k):
-        base = j
-        for t in range(k):
-            p = ipool[ioff + t]
-            base = ((base >> p) << (p + 1)) | (base & ((1 << p) - 1))
-        for s in range(d):
-            if ipool[touched + s]:
-                acc = 0j
-                for c in range(d):
-                    m = cpool[mat + s * d + c]
-                    if m != 0:
-                        acc += m * psi[base + ipool[offs + c]]
-                tmp[s] = acc
-        for s in range(d):
-            if ipool[touched + s]:
-                psi[base + ipool[offs + s]] = tmp[s]
+def _fixed(psi, op, variant, ipool, cpool, tmp):
+    """The fixed gate of tape row ``op``, ``variant`` 0 (M), 1 (M^dag) or 2 (M^T), in place on one state."""
+    kind, coff = op[0], op[1]
+    if kind == FIX1:
+        gate1(psi, op[2], cpool, coff + 4 * variant)
+    elif kind == FIX2_DIAG:
+        gate2_diagonal(psi, op[2], op[3], cpool, coff + 4 * variant)
+    elif kind == FIX2_MONO:
+        gate2_monomial(psi, op[2], op[3], cpool, coff + 4 * variant, ipool, op[4] + 4 * variant)
+    elif kind == FIX2_DENSE:
+        gate2_dense(psi, op[2], op[3], cpool, coff + 16 * variant)
+    else:
+        gate_k(psi, op[2], op[3], coff, variant, ipool, cpool, tmp)
 
 
 @jit
@@ -80,19 +74,26 @@ def _rotate(psi, kind, a, z, ny, hb, c, s):
                 psi[k] = c * p1 - 1j * s * f1 * p0
         return
     bit = 1 << a
-    e0, e1 = complex(c, -s), complex(c, s)
-    for hi in range(0, dim, 2 * bit):
-        for i in range(hi, hi + bit):
-            p0, p1 = psi[i], psi[i + bit]
-            if kind == ROT_X:
+    dim = psi.shape[0]
+    if kind == ROT_X:
+        for hi in range(0, dim, 2 * bit):
+            for i in range(hi, hi + bit):
+                p0, p1 = psi[i], psi[i + bit]
                 psi[i] = complex(c * p0.real + s * p1.imag, c * p0.imag - s * p1.real)
                 psi[i + bit] = complex(c * p1.real + s * p0.imag, c * p1.imag - s * p0.real)
-            elif kind == ROT_Y:
+    elif kind == ROT_Y:
+        for hi in range(0, dim, 2 * bit):
+            for i in range(hi, hi + bit):
+                p0, p1 = psi[i], psi[i + bit]
                 psi[i] = c * p0 - s * p1
                 psi[i + bit] = s * p0 + c * p1
-            else:
-                psi[i] = e0 * p0
-                psi[i + bit] = e1 * p1
+    else:
+        e0, e1 = complex(c, -s), complex(c, s)
+        for hi in range(0, dim, 2 * bit):
+            for i in range(hi, hi + bit):
+                psi[i] *= e0
+            for i in range(hi + bit, hi + 2 * bit):
+                psi[i] *= e1
 
 
 @jit
@@ -105,8 +106,8 @@ def forward(ops, ipool, cpool, cos, sin, psi):
         row[0] = 1
         for n in range(ops.shape[0]):
             kind = ops[n, 0]
-            if kind == FIXED:
-                _fixed(row, ops[n, 2], ops[n, 3], ops[n, 1], 0, ipool, cpool, tmp)
+            if kind >= FIX1:
+                _fixed(row, ops[n], 0, ipool, cpool, tmp)
             else:
                 j = ops[n, 1]
                 _rotate(row, kind, ops[n, 2], ops[n, 3], ops[n, 4], ops[n, 5], cos[b, j], sin[b, j])
@@ -127,37 +128,47 @@ def hamiltonian(indptr, indices, data, psi, mu, energy):
         energy[b] = e
 
 
-@jit
+@jit_sum
 def _rotate_back_1q(psi, mu, kind, q, c, s):
     """One-qubit rotation: returns Im <mu|P|psi>, then psi <- U^dag psi, mu <- U^T mu."""
     bit = 1 << q
     g = 0.0
-    e0, e1 = complex(c, s), complex(c, -s)
-    for hi in range(0, psi.shape[0], 2 * bit):
-        for i in range(hi, hi + bit):
-            p0, p1, m0, m1 = psi[i], psi[i + bit], mu[i], mu[i + bit]
-            if kind == ROT_X:
+    dim = psi.shape[0]
+    if kind == ROT_X:
+        for hi in range(0, dim, 2 * bit):
+            for i in range(hi, hi + bit):
+                p0, p1, m0, m1 = psi[i], psi[i + bit], mu[i], mu[i + bit]
                 g += (m0 * p1 + m1 * p0).imag
                 psi[i] = c * p0 + 1j * s * p1
                 psi[i + bit] = c * p1 + 1j * s * p0
                 mu[i] = c * m0 - 1j * s * m1
                 mu[i + bit] = c * m1 - 1j * s * m0
-            elif kind == ROT_Y:
+    elif kind == ROT_Y:
+        for hi in range(0, dim, 2 * bit):
+            for i in range(hi, hi + bit):
+                p0, p1, m0, m1 = psi[i], psi[i + bit], mu[i], mu[i + bit]
                 g += (m1 * p0).real - (m0 * p1).real
                 psi[i] = c * p0 + s * p1
                 psi[i + bit] = c * p1 - s * p0
                 mu[i] = c * m0 + s * m1
                 mu[i + bit] = c * m1 - s * m0
-            else:
-                g += (m0 * p0).imag - (m1 * p1).imag
+    else:
+        e0, e1 = complex(c, s), complex(c, -s)
+        for hi in range(0, dim, 2 * bit):
+            for i in range(hi, hi + bit):
+                p0, m0 = psi[i], mu[i]
+                g += (m0 * p0).imag
                 psi[i] = e0 * p0
-                psi[i + bit] = e1 * p1
                 mu[i] = e1 * m0
-                mu[i + bit] = e0 * m1
+            for i in range(hi + bit, hi + 2 * bit):
+                p1, m1 = psi[i], mu[i]
+                g -= (m1 * p1).imag
+                psi[i] = e1 * p1
+                mu[i] = e0 * m1
     return g
 
 
-@jit
+@jit_sum
 def _rotate_back_pauli(psi, mu, x, z, ny, hb, c, s):
     """As ``_rotate_back_1q`` for a rotation about any Pauli string (P^T = (-1)^ny P)."""
     g = 0.0
@@ -193,9 +204,9 @@ def backward(ops, ipool, cpool, cos, sin, psi, mu, grads):
         row, lam = psi[b], mu[b]
         for n in range(ops.shape[0] - 1, -1, -1):
             kind = ops[n, 0]
-            if kind == FIXED:
-                _fixed(row, ops[n, 2], ops[n, 3], ops[n, 1], 1, ipool, cpool, tmp)
-                _fixed(lam, ops[n, 2], ops[n, 3], ops[n, 1], 2, ipool, cpool, tmp)
+            if kind >= FIX1:
+                _fixed(row, ops[n], 1, ipool, cpool, tmp)
+                _fixed(lam, ops[n], 2, ipool, cpool, tmp)
                 continue
             j = ops[n, 1]
             if kind == ROT_PAULI:
@@ -213,4 +224,4 @@ def adjoint(ops, ipool, cpool, cos, sin, indptr, indices, data, psi, mu, energy,
     backward(ops, ipool, cpool, cos, sin, psi, mu, grads)
 
 
-__all__ = ["ROT_Z", "adjoint", "backward", "forward", "hamiltonian"]
+__all__ = ["adjoint", "backward", "forward", "hamiltonian"]

@@ -1,0 +1,117 @@
+"""The statevector engine's cost per evaluation beside a lower bound measured on the same machine.
+
+Run from the repository root:  python benchmarks/bound.py [--json] [--repeats 15]
+
+One *evaluation* is an energy and its full gradient for one parameter vector. The lower bound is what any adjoint
+method must spend: one H psi and three passes over the gates (forward psi, backward psi, backward mu), each in its
+fastest form measured here:
+
+- H psi: the faster of SciPy's CSR product (all rows of the batch in one call) and the compiled CSR kernel;
+- a pass of the gates: the compiled forward kernel, one in-place pass over the state per gate (for a rotation a
+  2 x 2 mix of amplitude pairs, for a diagonal gate one multiply of the entries that change, for CX a swap).
+
+The engine is timed end to end through ``StatevectorEngine.energies_and_gradients`` (angles, half-angle factors,
+buffers, the compiled call, the chain rule), at batch 1 and at the VQE's lockstep batch (one row per restart).
+Times are the minimum over ``repeats`` calls (single thread); the machine may be shared, the minimum filters out
+most preemption.
+"""
+
+from __future__ import annotations
+
+import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import json
+import time
+
+import numpy as np
+from qiskit.circuit.library import efficient_su2
+
+from tests.ansatz_library import hea_ry_rz
+from workers.evaluation.goals import get_goal
+from workers.evaluation.simulation import jit
+from workers.evaluation.simulation.block import half_angle_factors
+from workers.evaluation.simulation.engines import make_engine
+
+CASES = [
+    ("lih", "EfficientSU2 reps 2", lambda: efficient_su2(12, reps=2)),
+    ("lih", "RY+RZ + CZ chain, 4 layers", lambda: hea_ry_rz(12, 4)),
+    ("tfim-10", "RY+RZ + CZ chain, 10 layers", lambda: hea_ry_rz(10, 10)),
+]
+LOCKSTEP_BATCH = 4
+"""The VQE's default restarts, all evaluated in one call per round."""
+
+
+def best_seconds(call, repeats: int) -> float:
+    call()  # warm-up (compilation, caches)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def engine_cost(engine, batch: int, repeats: int, seed: int = 0) -> float:
+    """Seconds per evaluation (per row) of ``energies_and_gradients`` at ``batch`` rows."""
+    thetas = np.random.default_rng(seed).uniform(0, 2 * np.pi, (batch, engine.program.num_parameters))
+    return best_seconds(lambda: engine.energies_and_gradients(thetas), repeats) / batch
+
+
+def lower_bound(engine, batch: int, repeats: int, seed: int = 0) -> dict:
+    """Seconds per row of one H psi and of one pass of the gates, and the bound H + 3 passes."""
+    kernel = engine._gates
+    thetas = np.random.default_rng(seed).uniform(0, 2 * np.pi, (batch, engine.program.num_parameters))
+    cos, sin = half_angle_factors(engine.program.angles(thetas))
+    tape = kernel.tape
+    psi, mu, energy = kernel._buffers(batch)
+    gates = best_seconds(lambda: jit.forward(tape.ops, tape.ipool, tape.cpool, cos, sin, psi), repeats)
+    compiled_h = best_seconds(lambda: jit.hamiltonian(*kernel.csr, psi, mu, energy), repeats)
+    h, psi_t = engine.hamiltonian, np.ascontiguousarray(psi.T)
+    scipy_h = best_seconds(lambda: h @ psi_t, repeats)
+    h_best = min(compiled_h, scipy_h)
+    return {"gates_pass": gates / batch, "h_psi": h_best / batch, "bound": (h_best + 3 * gates) / batch,
+            "h_psi_compiled": compiled_h / batch, "h_psi_scipy": scipy_h / batch}
+
+
+def measure_case(goal_name: str, label: str, circuit, *, repeats: int) -> dict:
+    goal = get_goal(goal_name)
+    engine = make_engine(circuit, goal.hamiltonian, kernel="compiled")
+    row = {"goal": goal_name, "ansatz": label, "qubits": circuit.num_qubits, "parameters": circuit.num_parameters,
+           "gates": len(engine.program.ops)}
+    for batch in (1, LOCKSTEP_BATCH):
+        cost = engine_cost(engine, batch, repeats)
+        bound = lower_bound(engine, batch, repeats)
+        row[f"batch{batch}"] = dict(bound, engine=cost, ratio=cost / bound["bound"])
+    return row
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'goal':8s} {'ansatz':28s} {'params':>6s} {'batch':>5s} {'engine ms':>9s} {'bound ms':>8s} "
+          f"{'ratio':>5s}   (H psi ms, gate pass ms)")
+    for r in rows:
+        for batch in (1, LOCKSTEP_BATCH):
+            m = r[f"batch{batch}"]
+            print(f"{r['goal']:8s} {r['ansatz']:28s} {r['parameters']:6d} {batch:5d} {1e3 * m['engine']:9.3f} "
+                  f"{1e3 * m['bound']:8.3f} {m['ratio']:5.2f}   ({1e3 * m['h_psi']:.3f}, {1e3 * m['gates_pass']:.3f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    rows = [measure_case(g, label, build(), repeats=args.repeats) for g, label, build in CASES]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_rows(rows)
+
+
+if __name__ == "__main__":
+    main()
