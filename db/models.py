@@ -167,6 +167,8 @@ class Evaluation(Base):
     bp_decay_rate_stderr: Mapped[float | None] = mapped_column(Float)
     bp_two_design_variance: Mapped[float | None] = mapped_column(Float)
     bp_reason: Mapped[str | None] = mapped_column(Text)
+    bp_verdict: Mapped[str | None] = mapped_column(String(24))
+    """'barren plateau', 'no barren plateau' or 'not measurable' (scorer 2026.12.1 on; NULL on older rows)."""
     # VQE
     vqe_energy: Mapped[float | None] = mapped_column(Float)
     exact_energy: Mapped[float | None] = mapped_column(Float)
@@ -187,6 +189,8 @@ class Evaluation(Base):
     seed_reward: Mapped[float | None] = mapped_column(Float)
     shaped_reward: Mapped[float | None] = mapped_column(Float)
     reward_components: Mapped[dict | None]
+    seed_reward_literal: Mapped[float | None] = mapped_column(Float)
+    """The seed document's max(0, 1 - 10 * (E - E0)) as written (comparison only; NULL on rows before 2026.12.1)."""
     # bookkeeping
     seed: Mapped[int] = mapped_column(default=0)
     timings: Mapped[dict] = mapped_column(default=dict)

@@ -259,7 +259,8 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     cols.update(has_barren_plateau=bp.get("has_barren_plateau"), bp_method=bp.get("method"),
                 bp_sizes=bp.get("sizes"), bp_variances=bp.get("variances"), bp_decay_rate=bp.get("decay_rate"),
                 bp_decay_rate_stderr=bp.get("decay_rate_stderr"),
-                bp_two_design_variance=bp.get("two_design_variance"), bp_reason=bp.get("reason"))
+                bp_two_design_variance=bp.get("two_design_variance"), bp_reason=bp.get("reason"),
+                bp_verdict=bp.get("verdict") or None)
     q = payload.get("vqe") or {}
     cols.update(vqe_energy=q.get("energy"), exact_energy=q.get("exact_energy"), vqe_error=q.get("error"),
                 vqe_relative_error=q.get("relative_error"), chemical_accuracy=q.get("chemical_accuracy"),
@@ -270,7 +271,8 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
                 vqe_best_parameters=q.get("best_parameters"))
     r = payload.get("reward") or {}
     cols.update(reward_version=r.get("version"), seed_reward=r.get("seed_reward"),
-                shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"))
+                shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"),
+                seed_reward_literal=r.get("seed_reward_literal"))
     sb = payload.get("sandbox") or {}
     for name, value in cols.items():  # NaN / inf mean "not a number": NULL (inside JSON values: json_dumps)
         if isinstance(value, float) and not math.isfinite(value):

@@ -105,3 +105,82 @@ def test_a_live_circuit_with_a_parameter_that_helps_only_sometimes_is_accepted()
         """)
     result = evaluate_code(code, goal, config=NO_SCORING)
     assert result.status == "valid", result.errors
+
+
+# ---- class 4: a reward scale that pays for the Hartree-Fock state ------------------------------------------------
+def _hartree_fock_bits(goal) -> list[int]:
+    from workers.evaluation.reference import _best_basis_state, _codes
+
+    op = goal.hamiltonian.simplify()
+    _, bits = _best_basis_state(_codes(op), op.coeffs.real)
+    return [q for q, b in enumerate(bits) if b]
+
+
+HF_PLUS_USELESS = {
+    "ry on an empty orbital": """
+        def create_ansatz(num_qubits):
+            qc = QuantumCircuit(num_qubits)
+            qc.x({occupied})
+            qc.ry(Parameter('t'), {empty})
+            return qc
+        """,
+    "ry pair that the optimiser sets to zero": """
+        def create_ansatz(num_qubits):
+            qc = QuantumCircuit(num_qubits)
+            qc.x({occupied})
+            t = Parameter('t')
+            qc.ry(t, {empty})
+            qc.ry(t, {occupied0})
+            return qc
+        """,
+}
+
+
+@pytest.mark.parametrize("name", ["h2", "lih"])
+@pytest.mark.parametrize("label", sorted(HF_PLUS_USELESS))
+def test_the_hartree_fock_state_plus_a_useless_parameter_earns_at_most_a_fifth(name, label):
+    goal = get_goal(name)
+    occupied = _hartree_fock_bits(goal)
+    empty = next(q for q in range(goal.num_qubits) if q not in occupied)
+    code = _code(HF_PLUS_USELESS[label].format(occupied=occupied, empty=empty, occupied0=occupied[0]))
+    result = evaluate_code(code, goal, config=FAST)
+    assert result.status == "valid", result.errors
+    assert result.reward.seed_reward <= 0.2, (result.vqe.error, result.reward)
+    if result.vqe is not None:  # (VQE is skipped when the barren-plateau check flags the circuit)
+        # the seed's literal formula paid about 0.8 for this (issue 11.4); it is still recorded for comparison
+        assert result.reward.seed_reward_literal > 0.7
+    assert result.reward.shaped_reward <= 0.1 + 1e-9
+
+
+def test_an_exact_givens_circuit_on_h2_still_earns_one():
+    goal = get_goal("h2")
+    code = _code("""
+        def create_ansatz(num_qubits):
+            qc = QuantumCircuit(num_qubits)
+            t = Parameter('t')
+            qc.ry(t, 1)
+            qc.cx(1, 3)
+            qc.cx(1, 2)
+            qc.cx(1, 0)
+            qc.x([0, 2])
+            return qc
+        """)
+    result = evaluate_code(code, goal, config=FAST)
+    assert result.status == "valid" and result.vqe.error < 1e-8
+    assert result.reward.seed_reward == pytest.approx(1.0, abs=1e-6)
+    assert result.reward.shaped_reward > 0.9
+
+
+def test_a_tfim8_circuit_at_one_and_a_half_percent_relative_error_is_paid():
+    from workers.evaluation.results import STATUS_VALID, VerificationResult, VQEResult
+    from workers.evaluation.rewards import compute_rewards
+
+    goal = get_goal("tfim-8")
+    error = 0.015 * abs(goal.exact_energy)
+    vqe = VQEResult(energy=goal.exact_energy + error, exact_energy=goal.exact_energy, error=error,
+                    relative_error=0.015, chemical_accuracy=None, below_exact=False, evaluations=1,
+                    gradient_evaluations=1, seconds=0.0, restarts=1, seeds=(0,), success_fraction=1.0,
+                    optimizer="L-BFGS-B")
+    verification = VerificationResult(ok=True, num_qubits=8, depth=10, num_parameters=8, num_two_qubit_gates=8)
+    reward = compute_rewards(STATUS_VALID, verification, None, vqe, goal)
+    assert 0.3 < reward.seed_reward < 0.5 and reward.seed_reward_literal == 0.0

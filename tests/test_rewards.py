@@ -28,6 +28,7 @@ from workers.evaluation.rewards import (
     energy_component,
     gate_cost_component,
     normalised_error,
+    reference_gap,
 )
 from workers.evaluation.verify import verify_circuit
 from workers.evaluation.vqe import score_vqe
@@ -46,11 +47,23 @@ def _vqe(error: float, goal=GOAL, below: bool = False) -> VQEResult:
                      restarts=1, seeds=(0,), success_fraction=1.0, optimizer="L-BFGS-B")
 
 
-@pytest.mark.parametrize("error,expected", [(0.0, 1.0), (0.01, 0.9), (0.05, 0.5), (0.1, 0.0), (0.7, 0.0)])
-def test_the_seed_reward_is_one_minus_ten_times_the_error(error, expected):
-    reward = compute_rewards(STATUS_VALID, VERIFIED, NO_BP, _vqe(error), GOAL)
-    assert reward.seed_reward == pytest.approx(expected)
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.9, 1.0, 3.0])
+def test_the_seed_reward_is_one_minus_the_error_in_units_of_the_product_state_gap(fraction):
+    gap = reference_gap(GOAL)
+    reward = compute_rewards(STATUS_VALID, VERIFIED, NO_BP, _vqe(fraction * gap), GOAL)
+    assert reward.seed_reward == pytest.approx(max(0.0, 1.0 - fraction))
     assert reward.version == REWARD_VERSION
+
+
+@pytest.mark.parametrize("error,expected", [(0.0, 1.0), (0.01, 0.9), (0.05, 0.5), (0.1, 0.0), (0.7, 0.0)])
+def test_the_seed_documents_literal_formula_is_kept_beside_it(error, expected):
+    reward = compute_rewards(STATUS_VALID, VERIFIED, NO_BP, _vqe(error), GOAL)
+    assert reward.seed_reward_literal == pytest.approx(expected)
+
+
+def test_the_product_state_gap_is_the_tfim_mean_field_one():
+    # TFIM at h = 1: the best product state has energy -1.25 per site (sin(theta) = 1/2)
+    assert reference_gap(GOAL) == pytest.approx(-1.25 * 4 - GOAL.exact_energy, abs=1e-6)
 
 
 def test_a_flagged_result_gets_nothing():
@@ -77,9 +90,27 @@ def test_a_barren_plateau_costs_its_component_and_a_skipped_vqe_costs_the_energy
     with_bp = compute_rewards(STATUS_VALID, VERIFIED, BP, None, GOAL)
     without = compute_rewards(STATUS_VALID, VERIFIED, NO_BP, _vqe(0.0), GOAL)
     assert with_bp.components["barren_plateau"] == 0.0 and with_bp.components["energy"] == 0.0
-    assert with_bp.seed_reward == 0.0
-    assert without.shaped_reward - with_bp.shaped_reward == pytest.approx(WEIGHTS["barren_plateau"]
-                                                                          + WEIGHTS["energy"])
+    assert with_bp.seed_reward == 0.0 and with_bp.shaped_reward == pytest.approx(WEIGHTS["validity"])
+    assert without.shaped_reward - with_bp.shaped_reward == pytest.approx(
+        WEIGHTS["barren_plateau"] + WEIGHTS["energy"] + WEIGHTS["gate_cost"] * without.components["gate_cost"])
+
+
+def test_not_measurable_is_paid_like_a_barren_plateau():
+    unmeasured = dataclasses.replace(NO_BP, verdict="not measurable", has_barren_plateau=True)
+    a = compute_rewards(STATUS_VALID, VERIFIED, unmeasured, _vqe(0.0), GOAL)
+    b = compute_rewards(STATUS_VALID, VERIFIED, dataclasses.replace(BP, verdict="barren plateau"), _vqe(0.0), GOAL)
+    assert a.components["barren_plateau"] == 0.0 and a.shaped_reward == b.shaped_reward
+
+
+def test_a_product_state_level_result_ranks_below_anything_that_goes_beyond_it():
+    gap = reference_gap(GOAL)
+    shallow = dataclasses.replace(VERIFIED, depth=1, num_two_qubit_gates=0)
+    deep = dataclasses.replace(VERIFIED, depth=50, num_two_qubit_gates=100)
+    at_product = compute_rewards(STATUS_VALID, shallow, NO_BP, _vqe(gap), GOAL)
+    beyond = [compute_rewards(STATUS_VALID, deep, BP, _vqe(f * gap), GOAL) for f in (0.999, 0.9, 0.5, 0.0)]
+    assert at_product.shaped_reward == pytest.approx(WEIGHTS["validity"])
+    values = [r.shaped_reward for r in beyond]
+    assert at_product.shaped_reward < values[0] and values == sorted(values)
 
 
 def test_the_energy_component_is_logarithmic_in_the_normalised_error():
@@ -92,12 +123,20 @@ def test_the_energy_component_is_logarithmic_in_the_normalised_error():
     assert values == sorted(values)
 
 
-def test_the_normalised_error_compares_molecules_and_lattices():
-    # TFIM is traceless: the mixed state's energy is 0, so eps is the relative error
-    assert normalised_error(0.052, GOAL) == pytest.approx(0.052 / abs(GOAL.exact_energy))
+def test_the_normalised_error_is_one_at_the_hartree_fock_energy_of_a_molecule():
     h2 = get_goal("h2")
-    identity = next(c for label, c in h2.pauli_terms() if set(label) == {"I"})
-    assert normalised_error(0.0016, h2) == pytest.approx(0.0016 / (identity - h2.exact_energy))
+    hf = h2.hamiltonian.simplify()
+    # Hartree-Fock under Jordan-Wigner: the lowest diagonal energy with 2 electrons (qubits 0 and 1 occupied here,
+    # or any other 2-electron basis state: the check takes the minimum)
+    import itertools
+
+    import numpy as np
+    from qiskit.quantum_info import Statevector
+    energies = []
+    for occupied in itertools.combinations(range(4), 2):
+        bits = "".join("1" if q in occupied else "0" for q in reversed(range(4)))
+        energies.append(float(np.real(Statevector.from_label(bits).expectation_value(hf))))
+    assert normalised_error(min(energies) - h2.exact_energy, h2) == pytest.approx(1.0, abs=1e-6)
     assert normalised_error(-1.0, h2) == 0.0
 
 

@@ -3,8 +3,10 @@ goal
 of its prompt row, and the reward is computed from the stored-kind metrics, never from anything the code
 printed.
 
-- ``seed`` (default): the seed document's ``max(0, 1 - 10 * error)``, error = VQE energy - exact ground
-  energy;
+- ``seed`` (default): ``max(0, 1 - eps)``, eps = (E - E0) / (E_ref - E0), the VQE error in units of the goal's
+  gap between the best product state and the ground energy (``workers/evaluation/rewards``; docs/scoring.md
+  explains why the seed document's literal ``max(0, 1 - 10 * error)`` in Hartree is only recorded, as
+  ``seed_reward_literal``: it is not comparable across the goals a GRPO batch mixes);
 - ``shaped``: the scorer's shaped reward (validity, barren plateau, energy, gate cost;
   ``workers/evaluation/rewards``).
 

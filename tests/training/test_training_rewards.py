@@ -17,6 +17,7 @@ from training.evaluate_pool import EvaluationPool
 from training.export import assistant_content
 from training.rewards import CircuitReward
 from workers.evaluation.goals import get_goal
+from workers.evaluation.rewards import reference_gap
 
 GOAL = get_goal("tfim-4")
 SPEC = json.dumps(GOAL.to_spec(), sort_keys=True)
@@ -51,7 +52,7 @@ def test_the_exact_hva_for_tfim4_earns_a_seed_reward_of_one(reward):
     assert reward.last[0].status == "valid" and reward.last[0].vqe_error < 1e-7
 
 
-def test_an_imperfect_ansatz_earns_one_minus_ten_times_its_stored_vqe_error(reward, flow_sqlite):
+def test_an_imperfect_ansatz_earns_one_minus_its_stored_error_in_product_state_gaps(reward, flow_sqlite):
     engine, _ = flow_sqlite
     stored = _stored(
         engine, PROGRAMS["real_amplitudes_r2"]
@@ -60,8 +61,9 @@ def test_an_imperfect_ansatz_earns_one_minus_ten_times_its_stored_vqe_error(rewa
         "RealAmplitudes(2) is imperfect on tfim-4"
     )
     [value] = reward(completions=[assistant_content(PROGRAMS["real_amplitudes_r2"])], goal_spec=[SPEC])
-    assert value == pytest.approx(max(0.0, 1.0 - 10.0 * stored.vqe_error), abs=1e-9)
-    assert value < 0.99
+    assert value == pytest.approx(max(0.0, 1.0 - stored.vqe_error / reference_gap(GOAL)), abs=1e-9)
+    assert value == pytest.approx(stored.seed_reward, abs=1e-9) and value < 0.99
+    assert stored.seed_reward_literal == pytest.approx(max(0.0, 1.0 - 10.0 * stored.vqe_error), abs=1e-9)
 
 
 def test_code_that_fails_verification_or_does_not_parse_or_run_earns_zero(reward):

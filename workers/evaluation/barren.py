@@ -218,6 +218,7 @@ def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, 
     if vanished:
         return BarrenPlateauResult(
             has_barren_plateau=True, method="scaling" if len(stats) > 1 else "two-design", **common,
+            verdict="barren plateau",
             seconds=time.perf_counter() - start,
             reason=f"gradients vanish identically at n = {', '.join(map(str, vanished))}: no parameter changes "
                    f"the energy at any of {samples} random points{note}")
@@ -230,7 +231,7 @@ def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, 
                   f"n = {', '.join(str(s.n) for s in stats)} (threshold {settings.decay_threshold:.3f}, half a "
                   f"unitary 2-design's ln 2); at n = {own.n} the variance is {own.ratio:.3g}x the 2-design "
                   f"level: {verdict}{note}")
-        return BarrenPlateauResult(has_barren_plateau=flagged, method="scaling", decay_rate=rate,
+        return BarrenPlateauResult(has_barren_plateau=flagged, method="scaling", decay_rate=rate, verdict=verdict,
                                    decay_rate_stderr=err, seconds=time.perf_counter() - start, reason=reason,
                                    **common)
     level = two_design_variance(goal.hamiltonian)
@@ -242,4 +243,5 @@ def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, 
               f"Hamiltonian (per-gate {level:.4g}); {rule}: "
               f"{'barren plateau' if flagged else 'no barren plateau'}{note}")
     return BarrenPlateauResult(has_barren_plateau=flagged, method="two-design", two_design_variance=level,
+                               verdict="barren plateau" if flagged else "no barren plateau",
                                seconds=time.perf_counter() - start, reason=reason, **common)

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 # Bump when anything that changes a score changes (simulator, optimizer defaults, BP criteria, reward formulas).
-SCORER_VERSION = "2026.11.1"
+SCORER_VERSION = "2026.12.1"
 
 # Status values of an evaluation, in the order a candidate meets them.
 STATUS_VALID = "valid"  # built, verified and scored
@@ -120,6 +120,9 @@ class BarrenPlateauResult(_JSON):
     """Per size, the names of the parameters in ``parameter_variances`` (first, middle, last, a few random)."""
     engine: str = ""
     """Which simulator computed the gradients."""
+    verdict: str = ""
+    """``barren plateau``, ``no barren plateau`` or ``not measurable`` (paid as a barren plateau: the check could
+    not be carried out on what the candidate built, see barren.py); empty on results from before 2026.12."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,10 +168,14 @@ class RewardResult(_JSON):
 
     version: str
     seed_reward: float
-    """The seed document's max(0, 1 - 10 * error); 0 for anything not valid."""
+    """max(0, 1 - eps), eps = (E - E0) / (E_ref - E0) against the best product state (rewards.py); 0 for anything
+    not valid."""
     shaped_reward: float
     """Validity + barren-plateau + energy + gate-cost components, in [0, 1]."""
     components: dict = dataclasses.field(default_factory=dict)
+    seed_reward_literal: float = 0.0
+    """The seed document's formula as written, max(0, 1 - 10 * (E - E0)) in the goal's energy unit (comparison
+    only; not a training reward)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +216,7 @@ class EvaluationResult(_JSON):
             "has_barren_plateau": self.bp.has_barren_plateau, "method": self.bp.method,
             "sizes": list(self.bp.sizes), "variances": list(self.bp.variances), "decay_rate": self.bp.decay_rate,
             "decay_rate_stderr": self.bp.decay_rate_stderr, "two_design_variance": self.bp.two_design_variance,
-            "reason": self.bp.reason})
+            "verdict": self.bp.verdict, "reason": self.bp.reason})
         out["vqe"] = None if self.vqe is None else _clean({
             "energy": self.vqe.energy, "exact_energy": self.vqe.exact_energy, "error": self.vqe.error,
             "relative_error": self.vqe.relative_error, "chemical_accuracy": self.vqe.chemical_accuracy,

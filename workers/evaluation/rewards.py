@@ -1,27 +1,41 @@
 """Rewards, computed only from stored metrics (status, verification, BP and VQE results, the goal) and versioned.
 
-Two rewards:
+The error every energy reward uses is normalised **per goal**, against the best product state:
 
-- ``seed_reward`` — the seed document's ``max(0, 1 - 10 * error)`` (error = VQE energy - exact energy, in the
-  goal's energy unit), 0 for anything not ``valid``, not scored, or flagged.
-- ``shaped_reward`` in [0, 1] — a weighted sum of four components, each in [0, 1]:
+    eps = (E - E0) / (E_ref - E0)
+
+E0 the exact ground energy, E_ref the lowest product-state energy (``reference.product_state_energy``: every
+computational basis state and a local search over Bloch angles; for a molecule at or below its Hartree-Fock
+determinant). eps = 0 is exact, eps = 1 is no better than the best unentangled state (the HF level for molecules),
+eps > 1 worse than that. ``1 - eps`` is the fraction of the correlation energy (beyond the best product state)
+recovered, a quantity that compares across goals: GRPO batches mix goals.
+
+- ``seed_reward = max(0, 1 - eps)`` for ``valid`` candidates with a VQE result; 0 for anything else, and for
+  ``flagged`` ones. It keeps the seed's shape ``max(0, 1 - k * error)``, with the error in units of the goal's
+  own correlation energy instead of Hartree (k = 1: with k = 10 anything that recovers less than 90 % of the
+  correlation energy would earn nothing). The HF determinant plus a useless parameter earns 0 on h2 and lih; an
+  exact circuit 1; a tfim-8 circuit at 1.5 % relative error about 0.4.
+- ``seed_reward_literal``: the seed document's formula as written, ``max(0, 1 - 10 * (E - E0))`` in the goal's
+  energy unit, stored beside it for comparison (docs/scoring.md). Not used for training.
+- ``shaped_reward`` in [0, 1]::
+
+      0.10 validity + 0.60 energy + progress * (0.20 barren_plateau + 0.10 gate_cost)
 
   ==============  ======  ==========================================================================================
   component       weight  value
   ==============  ======  ==========================================================================================
   validity        0.10    1 for a valid (verified) circuit; 0.25 for a circuit that was built but failed
                           verification; 0 when the code failed, timed out or hit a limit
-  barren_plateau  0.20    1 when the barren-plateau check ran and did not flag the ansatz, else 0
-  energy          0.60    ``clip(-log10(max(eps, 1e-6)) / 6, 0, 1)`` with the *normalised error*
-                          ``eps = (E - E0) / (Tr(H)/2^n - E0)``: the error relative to the gap between the
-                          maximally mixed state's energy and the ground energy, so molecules and lattices compare.
-                          eps = 1e-3 gives 0.5, 1e-6 (or better) gives 1; 0 when VQE did not run
-  gate_cost       0.10    ``1 - depth / (2 max_depth) - n2q / (2 max_depth floor(n/2))``: half for the depth
-                          budget used, half for the share of the two-qubit gates that fit in max_depth layers
+  energy          0.60    ``clip(-log10(max(eps, 1e-6)) / 6, 0, 1)``: 0 at the product-state level or worse, 0.5 at
+                          eps = 1e-3, 1 at eps <= 1e-6; 0 when VQE did not run
+  barren_plateau  0.20    1 when the check ran and its verdict is "no barren plateau"; 0 for "barren plateau" and
+                          for "not measurable"
+  gate_cost       0.10    ``1 - depth / (2 max_depth) - n2q / (2 max_depth floor(n/2))``
   ==============  ======  ==========================================================================================
 
-  Components other than validity count only for ``valid`` candidates. A ``flagged`` candidate (energy below the
-  exact ground energy: a bug or an exploit) gets 0 for everything.
+  ``progress = clip(1 - eps, 0, 1)`` (0 without a VQE result) scales the barren-plateau and gate-cost credit, so a
+  state at the product-state (HF) level earns 0.10 whatever its depth, and every circuit that goes beyond it
+  earns more. A ``flagged`` candidate (energy below the exact ground energy) gets 0 for everything.
 
 Bump ``REWARD_VERSION`` whenever a formula or weight changes; it is stored beside every reward.
 """
@@ -33,6 +47,7 @@ import math
 import numpy as np
 
 from .goals import Goal
+from .reference import product_state_energy
 from .results import (
     STATUS_FLAGGED,
     STATUS_INVALID,
@@ -43,22 +58,33 @@ from .results import (
     VQEResult,
 )
 
-REWARD_VERSION = "2026.11-1"
+REWARD_VERSION = "2026.12-1"
 WEIGHTS: dict[str, float] = {"validity": 0.10, "barren_plateau": 0.20, "energy": 0.60, "gate_cost": 0.10}
 INVALID_VALIDITY = 0.25
 """Validity credit for code that built a circuit which failed verification (it ran; the circuit was wrong)."""
 ERROR_FLOOR = 1e-6
 """Normalised error at or below which the energy component is 1."""
+LITERAL_FACTOR = 10.0
+"""The seed document's ``max(0, 1 - 10 * error)``."""
+
+
+def reference_gap(goal: Goal) -> float:
+    """``E_ref - E0``: how far the best product state is above the ground energy (> 0).
+
+    When a product state is (numerically) exact, a floor of 1e-6 times the spread ``Tr(H)/2^n - E0`` keeps the
+    ratio finite: then only (near) exact circuits earn the energy rewards.
+    """
+    identity = np.all(~(goal.hamiltonian.paulis.x | goal.hamiltonian.paulis.z), axis=1)
+    spread = float(np.real(np.sum(goal.hamiltonian.coeffs[identity]))) - goal.exact_energy
+    gap = product_state_energy(goal.hamiltonian) - goal.exact_energy
+    return max(gap, 1e-6 * max(spread, 1e-12))
 
 
 def normalised_error(error: float, goal: Goal) -> float:
-    """``error / (Tr(H)/2^n - E0)``: 0 at the ground energy, 1 at the maximally mixed state's energy."""
-    identity = np.all(~(goal.hamiltonian.paulis.x | goal.hamiltonian.paulis.z), axis=1)
-    mean_energy = float(np.real(np.sum(goal.hamiltonian.coeffs[identity])))
-    spread = mean_energy - goal.exact_energy
-    if not spread > 0:  # H proportional to the identity: every state is a ground state
-        return 0.0
-    return max(0.0, float(error)) / spread
+    """``eps = error / (E_ref - E0)``: 0 at the ground energy, 1 at the best product state's energy."""
+    if not math.isfinite(error):
+        return math.inf
+    return max(0.0, float(error)) / reference_gap(goal)
 
 
 def energy_component(eps: float) -> float:
@@ -76,12 +102,17 @@ def gate_cost_component(verification: VerificationResult, goal: Goal) -> float:
     return 1.0 - 0.5 * depth_used - 0.5 * two_used
 
 
+def bp_free(bp: BarrenPlateauResult | None) -> bool:
+    """True only for a check that ran and measured "no barren plateau" (not for "not measurable")."""
+    return bp is not None and not bp.has_barren_plateau and getattr(bp, "verdict", "") != "not measurable"
+
+
 def compute_rewards(status: str, verification: VerificationResult | None, bp: BarrenPlateauResult | None,
                     vqe: VQEResult | None, goal: Goal) -> RewardResult:
-    """Both rewards and the shaped reward's components (see the module docstring)."""
+    """Both rewards, the literal seed formula and the shaped reward's components (see the module docstring)."""
     components = {name: 0.0 for name in WEIGHTS}
     flagged = status == STATUS_FLAGGED or (vqe is not None and vqe.below_exact)
-    seed_reward = 0.0
+    seed_reward = literal = progress = 0.0
     eps = None
     if flagged:
         pass
@@ -89,17 +120,20 @@ def compute_rewards(status: str, verification: VerificationResult | None, bp: Ba
         components["validity"] = INVALID_VALIDITY
     elif status == STATUS_VALID:
         components["validity"] = 1.0
-        if bp is not None and not bp.has_barren_plateau:
-            components["barren_plateau"] = 1.0
+        components["barren_plateau"] = 1.0 if bp_free(bp) else 0.0
         if vqe is not None and math.isfinite(vqe.error):
             eps = normalised_error(vqe.error, goal)
             components["energy"] = energy_component(eps)
-            seed_reward = max(0.0, 1.0 - 10.0 * max(0.0, vqe.error))
+            progress = min(1.0, max(0.0, 1.0 - eps))
+            seed_reward = progress
+            literal = max(0.0, 1.0 - LITERAL_FACTOR * max(0.0, vqe.error))
         if verification is not None and verification.ok:
             components["gate_cost"] = gate_cost_component(verification, goal)
-    shaped = sum(WEIGHTS[name] * value for name, value in components.items())
+    shaped = (WEIGHTS["validity"] * components["validity"] + WEIGHTS["energy"] * components["energy"]
+              + progress * (WEIGHTS["barren_plateau"] * components["barren_plateau"]
+                            + WEIGHTS["gate_cost"] * components["gate_cost"]))
     details = dict(components)
-    details["normalised_error"] = eps
-    details["flagged"] = flagged
+    details.update(normalised_error=eps, progress=progress, flagged=flagged)
     return RewardResult(version=REWARD_VERSION, seed_reward=float(seed_reward),
-                        shaped_reward=float(min(1.0, max(0.0, shaped))), components=details)
+                        shaped_reward=float(min(1.0, max(0.0, shaped))), components=details,
+                        seed_reward_literal=float(literal))
