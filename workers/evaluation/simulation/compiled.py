@@ -24,8 +24,10 @@ def csr_arrays(hamiltonian: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, 
     return h.indptr.astype(np.int64), h.indices.astype(np.int64), np.ascontiguousarray(data)
 
 
-SKEW = 40
-"""Amplitudes (640 bytes) between the end of psi and the start of mu in their shared buffer."""
+SKEW = 80
+"""Floats (640 bytes) between the end of psi and the start of mu in their shared buffer."""
+PAD = 24
+"""Floats of padding after each plane (192 bytes)."""
 
 
 class CompiledKernel:
@@ -39,21 +41,22 @@ class CompiledKernel:
         self.csr = csr_arrays(hamiltonian)
 
     def _buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """psi and mu in one allocation, mu shifted by ``SKEW`` amplitudes: when both start on the same address
-        modulo 4 KiB (two page-aligned arrays), every store to psi[i] falsely aliases the next load of mu[i] and
-        the backward pass runs 2-3x slower."""
-        size = rows * self.dim
-        flat = np.empty(2 * size + SKEW, dtype=complex)
-        psi = flat[:size].reshape(rows, self.dim)
-        mu = flat[size + SKEW:].reshape(rows, self.dim)
+        """Split psi and mu, (rows, 2, dim + PAD) each, in one allocation with mu shifted by ``SKEW`` floats.
+
+        Planes that start on the same address modulo 4 KiB (page-aligned arrays, planes 2**n apart) make stores to
+        one falsely alias loads from the other; the padding keeps every plane on a different offset."""
+        size = rows * 2 * (self.dim + PAD)
+        flat = np.empty(2 * size + SKEW)
+        psi = flat[:size].reshape(rows, 2, self.dim + PAD)
+        mu = flat[size + SKEW:].reshape(rows, 2, self.dim + PAD)
         return psi, mu, np.empty(rows)
 
     def energies(self, phis: np.ndarray) -> np.ndarray:
         t = self.tape
         cos, sin = half_angle_factors(phis)
         psi, mu, energy = self._buffers(phis.shape[0])
-        jit.forward(t.ops, t.ipool, t.cpool, cos, sin, psi)
-        jit.hamiltonian(*self.csr, psi, mu, energy)
+        jit.forward(t.ops, t.ipool, t.cpool, cos, sin, psi, self.dim)
+        jit.hamiltonian(*self.csr, psi, mu, energy, self.dim)
         return energy
 
     def adjoint(self, phis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,5 +64,5 @@ class CompiledKernel:
         cos, sin = half_angle_factors(phis)
         psi, mu, energy = self._buffers(phis.shape[0])
         grads = np.empty((phis.shape[0], self.program.num_angles))
-        jit.adjoint(t.ops, t.ipool, t.cpool, cos, sin, *self.csr, psi, mu, energy, grads)
+        jit.adjoint(t.ops, t.ipool, t.cpool, cos, sin, *self.csr, psi, mu, energy, grads, self.dim)
         return energy, grads
