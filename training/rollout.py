@@ -17,6 +17,7 @@ old log-probabilities itself when it needs them.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -90,7 +91,9 @@ def decoding_copy(policy, device: torch.device):
     """A plain model of the policy's architecture (bf16 on CUDA, float32 on CPU), weights not yet synced."""
     from transformers import AutoModelForCausalLM
 
-    config = _unwrap(policy).config
+    config = copy.deepcopy(_unwrap(policy).config)
+    if getattr(config, "quantization_config", None) is not None:  # the copy is plain: never quantised
+        del config.quantization_config
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")

@@ -92,6 +92,7 @@ def trl_sft_kwargs(settings: SFTSettings, *, output_dir: str, has_eval: bool, on
         **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
         report_to="none",
         use_cpu=on_cpu,
+        include_num_input_tokens_seen=True,
         save_strategy="steps",
         logging_first_step=True,
     )
@@ -214,12 +215,16 @@ def train_sft(
                 settings, output_dir=output_dir, has_eval=len(evaluation) > 0, on_cpu=loaded.device == "cpu"
             )
         )
+        from .throughput import ThroughputCallback
+
+        speed = ThroughputCallback()
         trainer = SFTTrainer(
             model=loaded.model,
             args=args,
             train_dataset=train,
             eval_dataset=evaluation if len(evaluation) else None,
             processing_class=loaded.tokenizer,
+            callbacks=[speed],
         )
         output = trainer.train()
         history = list(trainer.state.log_history)
@@ -243,6 +248,7 @@ def train_sft(
             "steps": int(trainer.state.global_step),
             "epochs_completed": float(trainer.state.epoch or 0.0),
             "parent_adapter": loaded.adjustments.get("continued_from"),
+            "throughput": speed.record(),
             "training_config": effective_settings(settings, loaded),
             "trainer_dir": str(pathlib.Path(output_dir).resolve()),
             "versions": library_versions(),

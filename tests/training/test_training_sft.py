@@ -42,6 +42,15 @@ def test_sft_trains_a_few_steps_on_cpu_and_writes_an_adapter_only_checkpoint(sft
     )  # B starts at zero: the steps trained it
 
 
+def test_config_yaml_records_the_runs_speed_per_optimizer_step(sft_run):
+    _, ckpt, _ = sft_run
+    speed = yaml.safe_load((ckpt / "config.yaml").read_text())["throughput"]
+    assert speed["steps"] == 2 and len(speed["step_seconds"]) == 2 and all(s > 0 for s in speed["step_seconds"])
+    assert all(t > 0 for t in speed["step_tokens"])  # packed input ids of the 2 x 2 micro-batches of a step
+    assert speed["tokens_per_s"] == pytest.approx(speed["step_tokens"][1] / speed["step_seconds"][1], rel=1e-3)
+    assert speed["peak_memory_gib"] is None  # CPU
+
+
 def test_config_yaml_has_the_seeds_fields_and_names_its_data(sft_run, sft_export):
     _, ckpt, _ = sft_run
     config = yaml.safe_load((ckpt / "config.yaml").read_text())
