@@ -4,7 +4,7 @@
 #   scripts/gpu_run.sh generate   # qmind generate + the generator as a worker calls it, benchmarks/generation.py
 # Each part builds the Qwen2.5-7B-shaped random checkpoint once (save_pretrained) and writes its figures to
 # $OUT (default ./gpu-out): the commands' JSON, the checkpoints' config.yaml, and results.json (the summary).
-# On the lent GPU machine, missing packages come as wheels in .whl/ (see docs/training.md, "GPU runs").
+# On the lent GPU machine, missing packages come as wheels in $WHEELS (default .whl/; docs/training.md, "GPU runs").
 set -uo pipefail
 part=${1:?usage: scripts/gpu_run.sh train|generate}
 OUT=${OUT:-$PWD/gpu-out}      # results.json, log.txt, gpu.txt, raw.tar.gz (the device returns at most 8 files)
@@ -12,8 +12,9 @@ WORK=${WORK:-/tmp/qmind-gpu}
 RES=$WORK/res                 # every command's own output; summarised into $OUT/results.json
 mkdir -p "$OUT" "$WORK" "$RES"
 export PYTHONUNBUFFERED=1 TRL_EXPERIMENTAL_SILENCE=1 TOKENIZERS_PARALLELISM=false
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+WHEELS=${WHEELS:-.whl}
+if [ -d "$WHEELS" ] && ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
     || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 else
