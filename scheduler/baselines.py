@@ -93,8 +93,8 @@ def create_ansatz(num_qubits: int) -> QuantumCircuit:
 
 
 def hva_program(goal: Goal) -> str | None:
-    """The HVA program for a lattice goal (None for goals without a lattice family)."""
-    if not goal.is_lattice:
+    """The HVA program for a spin chain goal (None for other goals: its layers follow the bonds of a chain)."""
+    if not goal.is_lattice or goal.family not in ("tfim", "heisenberg", "xxz", "xy") or "rows" in goal.params:
         return None
     periodic = bool(goal.params.get("periodic", True))
     if goal.family == "tfim":

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from qiskit.quantum_info import SparsePauliOp
 
-from workers.evaluation.goals import exact
 from workers.evaluation.errors import GoalError
-from workers.evaluation.goals import DEFAULT_ALLOWED_GATES, get_goal, goal_from_spec
+from workers.evaluation.goals import DEFAULT_ALLOWED_GATES, exact, get_goal, goal_from_spec
 from workers.evaluation.goals.files import goal_from_mapping, load_goal_file
 
 PUBLISHED = {
@@ -177,3 +176,79 @@ def test_pauli_sum_text_is_readable_and_shortened():
     assert get_goal("tfim-4").pauli_sum_text().startswith("-1 Z0 Z1 - 1 Z1 Z2")
     text = get_goal("lih").pauli_sum_text(max_terms=5)
     assert "(+626 more terms, 631 in total)" in text
+
+
+def test_the_json_summary_carries_every_term_at_full_precision():
+    goal = get_goal("lih")
+    summary = goal.summary()
+    assert len(summary["pauli_terms"]) == len(goal.hamiltonian) == 631
+    assert "rightmost character" in summary["label_order"] and summary["num_particles"] == [2, 2]
+    rebuilt = SparsePauliOp.from_list([(label, coeff) for label, coeff in summary["pauli_terms"]])
+    assert np.max(np.abs((rebuilt - goal.hamiltonian).simplify(atol=0).coeffs)) == 0.0
+    assert "more terms" in summary["hamiltonian"]  # the text form for people stays short
+
+
+def test_goals_show_json_on_the_command_line_round_trips_the_operator():
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "goals", "show", "h2", "--json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    op = SparsePauliOp.from_list([tuple(t) for t in out["pauli_terms"]])
+    assert exact.compute_ground_energy(op, (1, 1)) == pytest.approx(out["exact_energy"], abs=1e-12)
+    assert out["num_particles"] == [1, 1] and out["full_space_note"].startswith("the sector holds")
+
+
+def _pauli_goal(**extra):
+    # two spin orbitals per spin: a hopping XX + YY on each half plus a field that favours filling every orbital
+    terms = [["IIXX", -0.5], ["IIYY", -0.5], ["XXII", -0.5], ["YYII", -0.5], ["IIIZ", 2.0], ["IIZI", 2.0],
+             ["IZII", 2.0], ["ZIII", 2.0]]
+    return goal_from_mapping({"name": "sector-test", "num_qubits": 4, "pauli_terms": terms, **extra})
+
+
+def test_a_declared_sector_sets_the_exact_energy_and_says_when_the_whole_space_is_lower():
+    free, sector = _pauli_goal(), _pauli_goal(num_particles=[1, 1])
+    assert sector.exact_energy == pytest.approx(-2.0, abs=1e-12)  # one particle per spin: -1 each from hopping
+    assert free.exact_energy == pytest.approx(-8.0, abs=1e-12)  # the empty state
+    summary = sector.summary()
+    assert summary["full_space_energy"] == pytest.approx(-8.0)
+    assert "lower minimum" in summary["full_space_note"]
+    assert sector.spec_hash != free.spec_hash
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    ({"num_particles": [3, 0]}, "num_particles must be"),
+    ({"num_particles": "two"}, "num_particles must be"),
+    ({"reference_energy": -2.5, "num_particles": [1, 1]}, "does not match the eigensolver"),
+    ({"reference_energy": -2.0}, "does not match the eigensolver"),  # right for the sector, wrong for the space
+])
+def test_bad_reference_data_is_refused_at_load(extra, fragment):
+    with pytest.raises(GoalError, match=fragment):
+        _pauli_goal(**extra)
+
+
+def test_a_correct_reference_loads_and_a_sector_the_hamiltonian_breaks_is_refused():
+    assert _pauli_goal(reference_energy=-2.0, num_particles=[1, 1]).reference_energy == -2.0
+    with pytest.raises(GoalError, match="out of the declared particle sector"):
+        goal_from_mapping({"name": "leaky", "num_qubits": 2, "pauli_terms": [["IX", 1.0]], "num_particles": [1, 0]})
+
+
+def test_a_cache_file_for_another_hamiltonian_or_sector_is_not_trusted(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("QMIND_CACHE_DIR", str(tmp_path))
+    op = SparsePauliOp.from_list([("ZZZZZZZZZZZ", 0.25), ("XIIIIIIIIIX", -1.5)])
+    key = exact.hamiltonian_key(op)
+    path = tmp_path / "exact" / f"{exact.cache_key(key, None)}.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"hamiltonian_sha256": "0" * 64, "sector": None, "energy": -99.0}))
+    assert exact._disk_get(key) is None
+    exact._cached.cache_clear()
+    energy = exact.ground_energy(op)
+    assert energy == pytest.approx(exact.compute_ground_energy(op)) and energy > -99
+    assert json.loads(path.read_text())["hamiltonian_sha256"] == key  # rewritten with the right record
+    assert exact.cache_key(key, (1, 1)) != exact.cache_key(key, None)
+    assert exact._disk_get(key, (1, 1)) is None

@@ -8,7 +8,7 @@ from rich.table import Table
 from workers.evaluation.errors import GoalError
 from workers.evaluation.goals import get_goal
 from workers.evaluation.goals.files import load_goal_file
-from workers.evaluation.goals.hamiltonians import FAMILIES, MAX_LATTICE_QUBITS, molecule_names
+from workers.evaluation.goals.hamiltonians import FAMILIES, MAX_LATTICE_QUBITS, molecule_data, molecule_names
 
 from . import app
 from .common import console, print_json, usage_error
@@ -17,22 +17,38 @@ goals_app = typer.Typer(help="Built-in and user-defined goals (Hamiltonians and 
 app.add_typer(goals_app, name="goals")
 
 
+def family_rows() -> list[dict]:
+    """One row per lattice family and geometry: name pattern, qubit range, formula, default parameters."""
+    rows = []
+    for name, fam in FAMILIES.items():
+        q = fam.qubits_per_site
+        size = "L" if q > 1 else "N"
+        shapes = [(f"{name}-{size}", "periodic chain", fam.min_qubits(True)),
+                  (f"{name}-open-{size}", "open chain", fam.min_qubits(False))]
+        if fam.geometries:
+            shapes += [(f"{name}-RxC", "square lattice, torus", fam.min_qubits(True, 2)),
+                       (f"{name}-open-RxC", "square lattice, open", fam.min_qubits(False, 2)),
+                       (f"{name}-ladder-C", "two-leg ladder, periodic legs", fam.min_qubits(True, 2)),
+                       (f"{name}-ladder-open-C", "two-leg ladder, open", fam.min_qubits(False, 2))]
+        sector = ", half filling (sector stated per goal)" if q > 1 else ""
+        for pattern, geometry, lo in shapes:
+            rows.append({"name": pattern, "kind": "lattice", "qubits": f"{lo}..{MAX_LATTICE_QUBITS}",
+                         "hamiltonian": f"{fam.formula} ({geometry}{sector})", "params": fam.defaults})
+    return rows
+
+
 @goals_app.command("list")
 def list_goals(
     file: str = typer.Option(None, "--file", "-f", help="Also list the goals of this YAML file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """List the goal families, molecules and (with --file) a file's goals."""
-    rows = []
-    for name, fam in FAMILIES.items():
-        rows.append({"name": f"{name}-N", "kind": "lattice", "qubits": f"3..{MAX_LATTICE_QUBITS}",
-                     "hamiltonian": fam.formula + " (periodic)", "params": fam.defaults})
-        rows.append({"name": f"{name}-open-N", "kind": "lattice", "qubits": f"2..{MAX_LATTICE_QUBITS}",
-                     "hamiltonian": fam.formula + " (open)", "params": fam.defaults})
+    rows = family_rows()
     for mol in molecule_names():
-        g = get_goal(mol)
-        rows.append({"name": mol, "kind": "molecule", "qubits": str(g.num_qubits),
-                     "hamiltonian": f"{len(g.hamiltonian)} Pauli terms", "params": {}})
+        data = molecule_data(mol)
+        rows.append({"name": mol, "kind": "molecule", "qubits": str(data["num_qubits"]),
+                     "hamiltonian": f"{len(data['electronic_terms'])} Pauli terms, "
+                                    f"{sum(data.get('num_particles') or [])} electrons", "params": {}})
     if file:
         try:
             for g in load_goal_file(file):
@@ -43,7 +59,8 @@ def list_goals(
     if as_json:
         print_json({"goals": rows})
         return
-    table = Table(title="quantum-mind goals (N = number of qubits, e.g. tfim-8)")
+    table = Table(title="quantum-mind goals (N qubits, L sites, R rows x C columns, C rungs; e.g. tfim-8, "
+                        "tfim-3x3, hubbard-open-2x2)")
     for col in ("name", "kind", "qubits", "hamiltonian"):
         table.add_column(col)
     for r in rows:
@@ -68,12 +85,17 @@ def show_goal(
     table = Table(show_header=False, title=f"goal {goal.name}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for key in ("description", "kind", "num_qubits", "exact_energy", "reference_energy", "max_depth",
-                "allowed_gates", "num_terms", "hamiltonian"):
-        value = summary[key]
+    for key in ("description", "kind", "num_qubits", "num_particles", "exact_energy", "exact_energy_sector",
+                "full_space_note", "reference_energy", "max_depth", "allowed_gates", "family_sizes", "num_terms",
+                "hamiltonian"):
+        value = summary.get(key)
         if key == "exact_energy":
             value = f"{value:.10f}"
-        elif key == "allowed_gates":
-            value = ", ".join(value)
+        elif key in ("allowed_gates", "family_sizes"):
+            value = ", ".join(str(v) for v in value)
+        elif key == "num_particles" and value is not None:
+            value = f"{sum(value)} ({value[0]} spin up, {value[1]} spin down)"
+        elif value is None and key in ("full_space_note",):
+            continue
         table.add_row(key, str(value))
     console.print(table)

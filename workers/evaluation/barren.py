@@ -78,22 +78,10 @@ class BarrenSettings:
 
 
 def scaling_sizes(goal: Goal, *, max_qubits: int | None = None) -> list[int]:
-    """Sizes for the scaling fit: n, n-2, n-4 (those >= max(min_qubits, 4)), extended upward to three sizes.
-
-    Sizes step by 2 so an ansatz built for even (or odd) n stays valid. Sizes above ``max_qubits`` are replaced
-    by the three largest allowed ones of the same parity (a 20-qubit goal is assessed at 8, 10, 12).
-    Fixed-size goals: just their own size.
-    """
-    n = goal.num_qubits
-    if not goal.is_lattice:
-        return [n]
+    """Sizes for the scaling fit: the goal's family sizes (``Goal.family_sizes``: n, n-2, n-4 on chains, one column
+    less per step on square lattices and ladders, capped at ``max_qubits``). Fixed-size goals: their own size."""
     cap = max_qubits if max_qubits is not None else BarrenSettings.from_env().max_qubits
-    floor = max(goal.min_qubits, 4)
-    top = n if n <= cap else cap - ((cap - n) % 2)
-    sizes = [top] + [m for m in (top - 2, top - 4) if m >= floor]
-    while len(sizes) < 3:
-        sizes.append(max(sizes) + 2)
-    return sorted(sizes)
+    return goal.family_sizes(max_qubits=cap)
 
 
 def hamiltonian_scale(hamiltonian: SparsePauliOp) -> float:

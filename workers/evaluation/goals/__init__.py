@@ -17,7 +17,8 @@ from .goal import (
     known_gate_names,
     lattice_goal,
 )
+from .hamiltonians import curve_members
 
 __all__ = ["CHEMICAL_ACCURACY", "DEFAULT_ALLOWED_GATES", "DEFAULT_MAX_DEPTH", "Goal", "builtin_names", "check_limits",
-           "get_goal", "goal_from_mapping", "goal_from_spec", "is_valid_goal_name", "known_gate_names",
-           "lattice_goal", "load_goal_file", "molecule_goal"]
+           "curve_members", "get_goal", "goal_from_mapping", "goal_from_spec", "is_valid_goal_name",
+           "known_gate_names", "lattice_goal", "load_goal_file", "molecule_goal"]

@@ -1,7 +1,9 @@
 """Built-in goals by name (lattice families at any size, committed molecules) and goal files by path.
 
-Built-in names: ``tfim-N``, ``tfim-open-N``, ``heisenberg-N``, ``xxz-N``, ``xy-N`` (any family also as
-``<family>-open-N``), ``h2`` and ``lih``. User goals come from YAML (see ``files.py``).
+Built-in names (any family also with ``-open``): chains ``tfim-N``, ``heisenberg-N``, ``xxz-N``, ``xy-N``, ``j1j2-N``
+(N qubits), ``hubbard-L`` (L sites, 2L qubits); square lattices ``<family>-RxC`` (R rows, C columns); two-leg
+ladders ``<family>-ladder-C`` (C rungs); the committed molecules (``h2``, ``lih``, ...). User goals come from YAML
+(see ``files.py``).
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ import dataclasses
 import re
 
 from ..errors import GoalError
-from .goal import DEFAULT_ALLOWED_GATES, DEFAULT_MAX_DEPTH, Goal, check_limits, lattice_goal
+from .goal import DEFAULT_ALLOWED_GATES, DEFAULT_MAX_DEPTH, Goal, check_limits, checked, lattice_goal
 from .hamiltonians import FAMILIES, molecule_data, molecule_hamiltonian, molecule_names
 
-_NAME_RE = re.compile(r"^(?P<family>[a-z]+)(?P<open>-open)?-(?P<n>\d+)$")
+_NAME_RE = re.compile(r"^(?P<family>[a-z][a-z0-9]*?)(?P<ladder>-ladder)?(?P<open>-open)?-(?P<a>\d{1,3})"
+                      r"(?:x(?P<b>\d{1,3}))?$")
 
 
 def molecule_goal(name: str, *, max_depth: int = DEFAULT_MAX_DEPTH, allowed_gates=DEFAULT_ALLOWED_GATES) -> Goal:
+    """A committed molecule: exact energy in its electron sector, checked against the recorded PySCF FCI energy."""
     data = molecule_data(name)
     max_depth, allowed_gates = check_limits(max_depth, allowed_gates)
-    return Goal(
+    particles = data.get("num_particles")
+    return checked(Goal(
         name=name,
         description=data["description"],
         hamiltonian=molecule_hamiltonian(name),
@@ -27,14 +32,42 @@ def molecule_goal(name: str, *, max_depth: int = DEFAULT_MAX_DEPTH, allowed_gate
         max_depth=max_depth,
         allowed_gates=allowed_gates,
         kind="molecule",
-        provenance={**data["provenance"], "nuclear_repulsion": data["nuclear_repulsion"]},
+        provenance={**data["provenance"], "nuclear_repulsion": data["nuclear_repulsion"],
+                    **{k: data[k] for k in ("reference_method", "hartree_fock_energy", "curve") if k in data}},
         reference_energy=data["fci_energy_pyscf"],
-    )
+        num_particles=None if particles is None else tuple(particles),
+    ))
 
 
 def builtin_names() -> list[str]:
-    """Example built-in names for listings (any size in range is accepted for families)."""
-    return [f"{f}-N" for f in FAMILIES] + [f"{f}-open-N" for f in FAMILIES] + molecule_names()
+    """Name patterns for listings (any size in range is accepted for families)."""
+    names = []
+    for f, fam in FAMILIES.items():
+        size = "L" if fam.qubits_per_site > 1 else "N"
+        names += [f"{f}-{size}", f"{f}-open-{size}"]
+        if fam.geometries:
+            names += [f"{f}-RxC", f"{f}-open-RxC", f"{f}-ladder-C", f"{f}-ladder-open-C"]
+    return names + molecule_names()
+
+
+def _lattice_from_name(match: re.Match, limits: dict) -> Goal:
+    """The lattice goal a parsed name describes (sizes in sites, converted to qubits)."""
+    family, a, b = match["family"], int(match["a"]), match["b"]
+    fam = FAMILIES[family]
+    params: dict = {"periodic": not match["open"]}
+    if match["ladder"] or b is not None:
+        if not fam.geometries:
+            raise GoalError(f"family '{family}' is defined on chains only; use {family}-N or {family}-open-N")
+        if match["ladder"] and b is not None:
+            raise GoalError(f"a ladder is named by its rungs, e.g. {family}-ladder-4, not '{match[0]}'")
+        rows, cols = (2, a) if match["ladder"] else (a, int(b))
+        if rows < 2 or cols < 2:
+            raise GoalError(f"a square lattice needs at least 2 rows and 2 columns, got {rows}x{cols}")
+        params.update(rows=rows, ladder=bool(match["ladder"]))
+        sites = rows * cols
+    else:
+        sites = a
+    return lattice_goal(family, sites * fam.qubits_per_site, params=params, **limits)
 
 
 def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> Goal:
@@ -64,9 +97,8 @@ def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> 
         return molecule_goal(lowered, **limits)
     match = _NAME_RE.match(lowered)
     if match and match["family"] in FAMILIES:
-        params = {"periodic": not match["open"]}
-        return lattice_goal(match["family"], int(match["n"]), params=params, **limits)
+        return _lattice_from_name(match, limits)
     raise GoalError(
-        f"unknown goal '{name}'. Valid: {', '.join(builtin_names())} (N = number of qubits, e.g. tfim-8), "
-        f"or a path to a goal YAML file"
+        f"unknown goal '{name}'. Valid: {', '.join(builtin_names())} (N = number of qubits, e.g. tfim-8; L sites; "
+        f"R rows x C columns, e.g. tfim-3x3; C rungs), or a path to a goal YAML file"
     )

@@ -12,6 +12,9 @@ Two shapes, one goal per mapping; a file holds one mapping or ``goals: [ ... ]``
       - ["X1", -0.5]
     max_depth: 30              # optional, default 50
     allowed_gates: [ry, cz]    # optional, default rx, ry, rz, h, x, cx, cz, rzz
+    reference_energy: -2.5     # optional: checked against the eigensolver when the goal is loaded
+    num_particles: [1, 1]      # optional, fermionic goals: [spin up, spin down] electrons (spin up on the lower
+                               # half of the qubits); the exact energy is the lowest in that sector
 
     # a family with parameters
     name: xxz-strong-6
@@ -30,12 +33,13 @@ import numpy as np
 import yaml
 from qiskit.quantum_info import SparsePauliOp
 
-from ..errors import GoalError
+from ..errors import EvaluationError, GoalError
 from .goal import (
     DEFAULT_ALLOWED_GATES,
     DEFAULT_MAX_DEPTH,
     Goal,
     check_limits,
+    checked,
     is_valid_goal_name,
     lattice_goal,
 )
@@ -45,7 +49,7 @@ MAX_PAULI_QUBITS = 20
 MAX_TERMS = 100_000
 _SPARSE_TOKEN = re.compile(r"^([IXYZ])(\d+)$")
 _KNOWN_KEYS = {"name", "description", "num_qubits", "pauli_terms", "family", "params", "max_depth",
-               "allowed_gates", "kind", "provenance", "reference_energy", "hamiltonian"}
+               "allowed_gates", "kind", "provenance", "reference_energy", "hamiltonian", "num_particles"}
 
 
 def _term_label(raw: Any, n: int, where: str) -> str:
@@ -139,17 +143,23 @@ def goal_from_mapping(data: Any, *, source: str = "goal file") -> Goal:
     provenance = data.get("provenance") or {"source": source}
     if kind not in (None, "pauli", "molecule"):
         raise GoalError(f"{where}: field 'kind' must be 'pauli', 'molecule' or 'lattice', got {kind!r}")
-    return Goal(
-        name=name,
-        description=description or f"Ground state of a user-defined {n}-qubit Hamiltonian ({len(terms)} terms).",
-        hamiltonian=hamiltonian,
-        num_qubits=n,
-        max_depth=max_depth,
-        allowed_gates=allowed,
-        kind=kind or "pauli",
-        provenance=provenance,
-        reference_energy=None if reference is None else float(reference),
-    )
+    try:
+        goal = Goal(
+            name=name,
+            description=description or f"Ground state of a user-defined {n}-qubit Hamiltonian ({len(terms)} terms).",
+            hamiltonian=hamiltonian,
+            num_qubits=n,
+            max_depth=max_depth,
+            allowed_gates=allowed,
+            kind=kind or "pauli",
+            provenance=provenance,
+            reference_energy=None if reference is None else float(reference),
+            num_particles=data.get("num_particles"),
+        )
+        checked(goal)
+    except EvaluationError as exc:
+        raise GoalError(f"{where}: {exc}") from None
+    return goal
 
 
 def load_goal_file(path: str | pathlib.Path) -> list[Goal]:
