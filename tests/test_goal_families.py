@@ -194,3 +194,42 @@ def test_bad_lattice_names_say_what_is_valid(bad, fragment):
                                   "hubbard-4", "hubbard-open-2x2"])
 def test_built_in_names_round_trip(name):
     assert get_goal(name).name == name
+
+
+def test_yaml_family_goals_take_the_geometry_and_parameters(tmp_path):
+    from workers.evaluation.goals import load_goal_file
+
+    path = tmp_path / "lattices.yaml"
+    path.write_text("goals:\n"
+                    "  - {name: strong-field, family: tfim, num_qubits: 9, params: {rows: 3, h: 3.04}}\n"
+                    "  - {name: rungs, family: xxz, num_qubits: 8, params: {ladder: true, periodic: false}}\n"
+                    "  - {name: small-u, family: hubbard, num_qubits: 8, params: {U: 1.0, rows: 2}}\n")
+    strong, rungs, small_u = load_goal_file(path)
+    expected = _spin_energy(9, _grid_bonds(3, 3, True), {"Z": -1.0}, ("X", -3.04))
+    assert strong.exact_energy == pytest.approx(expected, abs=1e-9)
+    assert strong.at_size(12).name == "strong-field@12" and strong.at_size(12).params["rows"] == 3
+    assert rungs.hamiltonian.equiv(get_goal("xxz-ladder-open-4").hamiltonian)
+    assert small_u.num_particles == (2, 2)
+    assert small_u.exact_energy == pytest.approx(_hubbard_energy(2, 2, True, 2, 2, u=1.0), abs=1e-9)
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"rows": 0}, "'rows' must be a positive integer"), ({"rows": 2.5}, "'rows' must be a positive integer"),
+    ({"ladder": True, "rows": 3}, "ladder has rows = 2"), ({"ladder": "yes"}, "'ladder' must be true or false"),
+    ({"J": float("inf")}, "'J' must be a number"),
+])
+def test_bad_geometry_parameters_are_named(params, fragment):
+    from workers.evaluation.goals import goal_from_mapping
+
+    with pytest.raises(GoalError, match=fragment):
+        goal_from_mapping({"name": "g", "family": "heisenberg", "num_qubits": 6, "params": params})
+    with pytest.raises(GoalError, match=r"no parameter\(s\) \['rows'\]"):
+        goal_from_mapping({"name": "g", "family": "j1j2", "num_qubits": 6, "params": {"rows": 2}})
+
+
+def test_goals_list_shows_every_family_and_geometry():
+    from scheduler.cli.goals import family_rows
+
+    names = {row["name"] for row in family_rows()}
+    assert {"tfim-RxC", "heisenberg-open-RxC", "xxz-ladder-C", "j1j2-N", "hubbard-L", "hubbard-open-RxC"} <= names
+    assert "j1j2-RxC" not in names
