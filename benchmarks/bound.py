@@ -19,7 +19,10 @@ filters out most of the remaining noise (cache thrashing by neighbours).
 
 from __future__ import annotations
 
-import _path  # noqa: F401  (first: puts the repo root on sys.path, see benchmarks/_path.py)
+try:
+    import _path  # noqa: F401  (first, run as a script: puts the repo root on sys.path, see benchmarks/_path.py)
+except ImportError:  # imported as benchmarks.bound (by scoring.py): the root is already on sys.path
+    pass
 
 import os
 
@@ -90,6 +93,64 @@ def measure_case(goal_name: str, label: str, circuit, *, repeats: int) -> dict:
         bound = lower_bound(engine, batch, repeats)
         row[f"batch{batch}"] = dict(bound, engine=cost, ratio=cost / bound["bound"])
     return row
+
+
+class EngineClock:
+    """Counts the CPU and wall time spent inside ``StatevectorEngine.energies_and_gradients`` while active."""
+
+    def __enter__(self):
+        from workers.evaluation.simulation.statevector import StatevectorEngine
+
+        self.cpu = self.wall = 0.0
+        self.rows = self.calls = 0
+        self._cls, self._original = StatevectorEngine, StatevectorEngine.energies_and_gradients
+        clock = self
+
+        def timed(engine, thetas):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            out = clock._original(engine, thetas)
+            clock.cpu += time.thread_time() - cpu
+            clock.wall += time.perf_counter() - wall
+            clock.rows, clock.calls = clock.rows + len(thetas), clock.calls + 1
+            return out
+
+        StatevectorEngine.energies_and_gradients = timed
+        return self
+
+    def __exit__(self, *exc):
+        self._cls.energies_and_gradients = self._original
+
+
+def vqe_overhead(goal_name: str, label: str, circuit, *, engine_per_eval: float, restarts: int = LOCKSTEP_BATCH,
+                 seed: int = 0) -> dict:
+    """The whole VQE (score_vqe) against the engine: seconds per evaluation, and time outside the engine."""
+    from workers.evaluation.vqe import score_vqe
+
+    goal = get_goal(goal_name)
+    _ = goal.exact_energy
+    with EngineClock() as clock:
+        cpu = time.process_time()
+        result = score_vqe(circuit, goal, restarts=restarts, seed=seed)
+        cpu = time.process_time() - cpu
+    per_eval = cpu / result.evaluations
+    return {"goal": goal_name, "ansatz": label, "parameters": circuit.num_parameters, "restarts": restarts,
+            "evaluations": result.evaluations, "rounds": clock.calls, "seconds": result.seconds, "cpu_seconds": cpu,
+            "engine_cpu_seconds": clock.cpu, "cpu_per_eval": per_eval, "engine_per_eval": engine_per_eval,
+            "ratio_to_engine": per_eval / engine_per_eval, "outside_engine": cpu / clock.cpu, "error": result.error}
+
+
+def cascade_seconds(goal_name: str = "lih", baseline: str = "EfficientSU2-r2", seed: int = 0) -> dict:
+    """The whole cascade (sandbox, verify, BP check, VQE, rewards) of a baseline program, wall and CPU time."""
+    from scheduler.baselines import baseline_programs
+    from workers.evaluation.cascade import evaluate_code
+
+    goal = get_goal(goal_name)
+    _ = goal.exact_energy
+    code = dict(baseline_programs(goal))[baseline]
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = evaluate_code(code, goal, seed=seed)
+    return {"goal": goal_name, "program": baseline, "status": result.status, "seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.process_time() - cpu, "timings": result.timings}
 
 
 def print_rows(rows: list[dict]) -> None:

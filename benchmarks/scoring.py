@@ -1,6 +1,12 @@
 """Side-by-side: the project's VQE scorer against a straightforward tutorial-style one, and the BP-check timing.
 
 Run from the repository root:  python benchmarks/scoring.py [--json] [--with-aer-engine] [--restarts 4]
+[--skip-baseline] [--skip-engine]
+
+First (``--skip-engine`` leaves it out) the engine against its lower bound (``bound.py``): cost per evaluation at
+batch 1 and at the lockstep batch beside one H psi + three gate passes, for LiH (12 qubits) and tfim-10 with 200
+parameters; then the whole VQE's CPU seconds per evaluation against the engine's, and the whole cascade of
+EfficientSU2 reps 2 on LiH. Then (``--skip-baseline`` leaves it out) the comparison below.
 
 For every (goal, ansatz) case both scorers get the same circuit, the same number of restarts and the same
 starting points (``workers.evaluation.vqe.initial_point``: restart 0 near the identity, the others uniform):
@@ -32,6 +38,8 @@ import statistics
 import time
 
 
+from benchmarks.bound import CASES as ENGINE_CASES
+from benchmarks.bound import LOCKSTEP_BATCH, cascade_seconds, measure_case, print_rows, vqe_overhead
 from scipy.optimize import minimize
 
 from tests.ansatz_library import h2_hardware_efficient, hea_ry_rz, heisenberg_hva, ry_cz, tfim_hva
@@ -96,6 +104,28 @@ def bp_timing(repeats: int = 3, engine: str = "auto") -> dict:
             "decay_rate_stderr": result.decay_rate_stderr}
 
 
+def engine_section(*, quiet: bool, repeats: int = 30) -> dict:
+    """Engine vs lower bound, whole VQE vs engine, and the LiH EfficientSU2 cascade (see the module docstring)."""
+    rows = [measure_case(g, label, build(), repeats=repeats) for g, label, build in ENGINE_CASES]
+    if not quiet:
+        print("engine cost per evaluation (CPU ms, min of 30) against the lower bound H psi + 3 gate passes:")
+        print_rows(rows)
+    overhead = [vqe_overhead(g, label, build(), engine_per_eval=row[f"batch{LOCKSTEP_BATCH}"]["engine"])
+                for (g, label, build), row in zip(ENGINE_CASES, rows)]
+    cascade = cascade_seconds()
+    if not quiet:
+        print("\nwhole VQE (4 restarts in lockstep) against the engine, CPU time:")
+        for o in overhead:
+            print(f"{o['goal']:8s} {o['ansatz']:28s} {o['evaluations']:5d} evals {o['cpu_seconds']:6.2f}s "
+                  f"({o['seconds']:6.2f}s wall)  {1e3 * o['cpu_per_eval']:.3f} ms/eval vs engine "
+                  f"{1e3 * o['engine_per_eval']:.3f} ms/eval at batch {LOCKSTEP_BATCH}: {o['ratio_to_engine']:.2f}x; "
+                  f"total/inside engine {o['outside_engine']:.2f}x")
+        print(f"\ncascade {cascade['program']} on {cascade['goal']}: {cascade['seconds']:.2f}s wall, "
+              f"{cascade['cpu_seconds']:.2f}s CPU (this process), status {cascade['status']}, "
+              f"stages {cascade['timings']}\n", flush=True)
+    return {"bound": rows, "vqe_overhead": overhead, "cascade": cascade}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -103,10 +133,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--with-aer-engine", action="store_true",
                         help="also time the project's scorer on its Aer engine (slow)")
+    parser.add_argument("--skip-baseline", action="store_true", help="leave out the baseline comparison (slow)")
+    parser.add_argument("--skip-engine", action="store_true", help="leave out the engine/bound/overhead section")
     args = parser.parse_args()
-
+    engine = {} if args.skip_engine else engine_section(quiet=args.json)
     rows = []
-    for goal_name, label, build in CASES:
+    for goal_name, label, build in [] if args.skip_baseline else CASES:
         goal = get_goal(goal_name, allowed_gates=ALL_GATES)
         _ = goal.exact_energy  # computed and cached before timing
         circuit = build()
@@ -126,7 +158,7 @@ def main() -> None:
                   f"baseline {b['seconds']:7.2f}s err {b['error']:9.2e} | {row['speedup']:6.1f}x{extra}",
                   flush=True)
     bp = bp_timing()
-    report = {"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+    report = {"engine": engine,"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
                           "threads": 1, "note": "shared development machine; re-measure on a quiet one"},
               "restarts": args.restarts, "seed": args.seed, "cobyla_iterations": COBYLA_ITERATIONS,
               "cases": rows, "barren_plateau_check": bp}
@@ -136,6 +168,8 @@ def main() -> None:
     print(f"\nbarren-plateau check, {bp['goal']}, {bp['parameters_at_goal_size']} parameters at n = "
           f"{bp['sizes'][-1]}, sizes {bp['sizes']}, {bp['samples']} samples: {bp['seconds_min']:.2f}s "
           f"(median {bp['seconds_median']:.2f}s), one core; flagged: {bp['has_barren_plateau']}")
+    if not rows:
+        return
     slowest = min(r["speedup"] for r in rows)
     print(f"smallest speed-up {slowest:.1f}x; project error <= baseline error in "
           f"{sum(r['error_not_worse'] for r in rows)}/{len(rows)} cases")
