@@ -133,15 +133,20 @@ class Family:
         if rows == 1:
             return f"{'a periodic (ring)' if periodic else 'an open'} chain of {sites} sites"
         cols = sites // rows
+        numbering = (f"; site (row r, column c) is {'site' if self.qubits_per_site > 1 else 'qubit'} "
+                     f"{rows}*c + r, and other sizes of this goal keep the {rows} rows and change the columns")
         if params.get("ladder"):
-            return f"a two-leg ladder of {cols} rungs ({sites} sites), legs {'periodic' if periodic else 'open'}"
-        return (f"a {rows}x{cols} square lattice ({sites} sites) with "
-                f"{'periodic (torus) boundaries; a length-2 direction counts its bond twice' if periodic else 'open boundaries'}")
+            return (f"a two-leg ladder of {cols} rungs ({sites} sites), legs {'periodic' if periodic else 'open'}"
+                    f"{numbering}")
+        boundary = ("periodic (torus) boundaries; a length-2 direction counts its bond twice" if periodic
+                    else "open boundaries")
+        return f"a {rows}x{cols} square lattice ({sites} sites) with {boundary}{numbering}"
 
 
 _TFIM_SYM = "Z2 spin-flip symmetry (product of X); critical at h = J on the chain, h ~ 3.04 J on the square lattice."
 _HUBBARD_SYM = ("Conserves the number of spin-up and spin-down electrons; the goal's sector is half filling "
-                "(num_particles), spin up on the lower half of the qubits, Jordan-Wigner mapping.")
+                "(num_particles). Jordan-Wigner mapping: the spin-up orbital of site i is qubit i, spin-down is "
+                "qubit L + i (L sites), an occupied orbital is |1>.")
 FAMILIES: dict[str, Family] = {
     "tfim": Family("tfim", tfim, {"J": 1.0, "h": 1.0}, "H = -J Σ_<ij> Z_i Z_j - h Σ X_i", _TFIM_SYM),
     "heisenberg": Family(
