@@ -126,7 +126,22 @@ def _load(path: pathlib.Path):
     if not path.is_file():
         return None
     text = path.read_text()
-    return json.loads(text.strip().splitlines()[-1]) if path.suffix == ".json" else yaml.safe_load(text)
+    if path.suffix != ".json":
+        return yaml.safe_load(text)
+    lines = text.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("{")]  # library chatter may come first
+    for i in reversed(starts):
+        try:
+            return json.loads("\n".join(lines[i:]))
+        except ValueError:
+            continue
+    return {"unparsed": text[-2000:]}
+
+
+def mean_prompt_tokens(path: pathlib.Path) -> int:
+    runs = _load(path)["runs"]
+    counts = [c for run in runs for c in run["prompt_tokens"]]
+    return round(sum(counts) / len(counts))
 
 
 def summarize(folder: pathlib.Path) -> dict:
@@ -181,6 +196,8 @@ def main(argv=None) -> int:
     p.add_argument("--prompts", type=int, nargs="+", default=[1, 16])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p = sub.add_parser("prompt-tokens", help="mean prompt tokens of a `generate` output file")
+    p.add_argument("file", type=pathlib.Path)
     p = sub.add_parser("summary", help="results.json from the run's outputs in DIR")
     p.add_argument("dir", type=pathlib.Path)
     args = parser.parse_args(argv)
@@ -188,6 +205,9 @@ def main(argv=None) -> int:
         result = build_checkpoint(args.out, args.adapter, tiny=args.tiny)
     elif args.command == "sft-data":
         result = write_sft_data(args.out, args.rows)
+    elif args.command == "prompt-tokens":
+        print(mean_prompt_tokens(args.file))
+        return 0
     elif args.command == "generate":
         result = time_generation(args.model, args.adapter, args.prompts, args.repeats, args.max_new_tokens)
     else:
