@@ -37,18 +37,21 @@ KERNELS = ("auto", "compiled", "dense", "numpy")
 CHUNK_ELEMENTS = 2**15
 """Amplitudes per chunk of the batch (rows x 2**n); about 512 KiB of complex128 keeps each pass in cache."""
 DENSE_ALWAYS_QUBITS = 6
-"""Up to this many qubits every batch uses ``dense.DenseKernel`` (fused segments, grouped rotations)."""
+"""Without numba: up to this many qubits every batch uses ``dense.DenseKernel`` (fused segments, grouped
+rotations)."""
 DENSE_MAX_QUBITS = 8
-"""Up to this many qubits small batches (at most ``DENSE_MAX_ROWS`` rows) use it too; larger ones go gate by gate
-(measured on one core: at 8 qubits a fused 256 x 256 matrix costs about as much as the gates it replaces once
-16 rows share it)."""
+"""Without numba: up to this many qubits small batches (at most ``DENSE_MAX_ROWS`` rows) use it too; larger ones
+go gate by gate (measured on one core: at 8 qubits a fused 256 x 256 matrix costs about as much as the gates it
+replaces once 16 rows share it)."""
 DENSE_MAX_ROWS = 8
 
 
 class StatevectorEngine:
     """Energies and exact gradients of ``<0|U(theta)^dag H U(theta)|0>`` for batches of parameter vectors.
 
-    ``kernel``: ``auto`` (dense for few qubits, else compiled, else numpy), or one of them by name.
+    ``kernel``: ``auto`` (compiled; without numba, dense for few qubits and numpy otherwise), or one by name. The
+    compiled kernel was 2-8x faster than the dense one at every size from 4 to 10 qubits at batches of 1 and 4
+    (docs/scoring.md), so the dense kernel serves only the numpy fallback.
     """
 
     name = "statevector"
@@ -68,13 +71,14 @@ class StatevectorEngine:
         self.dim = 2**n
         self.chunk_rows = max(1, chunk_elements // self.dim)
         self.hamiltonian = hamiltonian.to_matrix(sparse=True).tocsr()
+        if kernel == "auto":
+            kernel = "compiled" if CompiledKernel is not None else "numpy"
         self._dense = None
-        if kernel == "dense" or (kernel == "auto" and n <= DENSE_MAX_QUBITS):
+        if kernel == "dense" or (kernel == "numpy" and n <= DENSE_MAX_QUBITS):
             self._dense = DenseKernel(program, hamiltonian)
         self._gates = None
         if kernel != "dense":
-            use_compiled = kernel == "compiled" or (kernel == "auto" and CompiledKernel is not None)
-            self._gates = (CompiledKernel if use_compiled else BlockKernel)(program, self.hamiltonian)
+            self._gates = (CompiledKernel if kernel == "compiled" else BlockKernel)(program, self.hamiltonian)
         self.executions = 0
         """Parameter vectors simulated so far (forward passes; a gradient adds one backward pass each)."""
 
