@@ -90,6 +90,23 @@ def test_heisenberg_4x4_torus_matches_the_published_energy():
     assert goal.exact_energy == pytest.approx(4 * -11.2284832084, abs=1e-7)
 
 
+@pytest.mark.slow
+def test_tfim_4x4_torus_matches_an_independent_sparse_lanczos():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import eigsh
+
+    n, states = 16, np.arange(2**16, dtype=np.int64)
+    diag = np.zeros(2**n)
+    for (i, j), mult in _grid_bonds(4, 4, True).items():
+        diag -= mult * (1 - 2 * (((states >> i) ^ (states >> j)) & 1))
+    rows = np.concatenate([states] + [states ^ (1 << q) for q in range(n)])
+    cols = np.concatenate([states] * (n + 1))
+    vals = np.concatenate([diag] + [-np.ones(2**n)] * n)
+    h = coo_matrix((vals, (rows, cols)), shape=(2**n, 2**n)).tocsr()
+    expected = eigsh(h, k=1, which="SA", tol=1e-12, v0=np.ones(2**n))[0][0]
+    assert get_goal("tfim-4x4").exact_energy == pytest.approx(expected, abs=1e-8)
+
+
 @pytest.mark.parametrize("n,periodic", [(8, True), (7, False), (6, True)])
 def test_j1j2_chain_matches_kronecker_diagonalisation(n, periodic):
     goal = get_goal(f"j1j2{'' if periodic else '-open'}-{n}")

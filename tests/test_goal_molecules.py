@@ -110,3 +110,13 @@ def test_regenerating_with_pyscf_reproduces_the_committed_terms():
     a = SparsePauliOp.from_list(fresh["electronic_terms"])
     b = SparsePauliOp.from_list([tuple(t) for t in committed["electronic_terms"]])
     assert np.max(np.abs((a - b).simplify(atol=0).coeffs)) < 1e-9
+
+
+@pytest.mark.parametrize("name", ["h2-2.50", "lih-4.00", "n2"])
+def test_the_procedural_generator_starts_from_a_determinant_in_the_goal_sector(name):
+    # at 2.5 A the lowest diagonal basis state of H2 is the (2 up, 0 down) triplet component, outside the goal's sector
+    from workers.generation.procedural import _lowest_basis_state
+
+    goal = get_goal(name)
+    occupied, half = _lowest_basis_state(goal), goal.num_qubits // 2
+    assert (sum(q < half for q in occupied), sum(q >= half for q in occupied)) == goal.num_particles

@@ -81,7 +81,8 @@ def _z_on(q: int, n: int):
 
 
 def _lowest_basis_state(goal: Goal) -> tuple[int, ...]:
-    """The computational basis state of lowest diagonal energy (only Z-type terms contribute), as set qubits."""
+    """The computational basis state of lowest diagonal energy (only Z-type terms contribute), as set qubits; in the
+    goal's particle sector when it declares one (a stretched molecule's lowest diagonal state can lie in another)."""
     n = goal.num_qubits
     if n > MAX_HF_QUBITS or goal.is_lattice:
         return ()
@@ -93,6 +94,11 @@ def _lowest_basis_state(goal: Goal) -> tuple[int, ...]:
             for q in qubits:
                 parity ^= (states >> int(q)) & 1
             diag += float(np.real(coeff)) * (1 - 2 * parity)
+    if goal.num_particles is not None:
+        half = n // 2
+        up = np.bitwise_count(states & ((1 << half) - 1)).astype(np.int64)
+        down = np.bitwise_count(states >> half).astype(np.int64)
+        diag[(up != goal.num_particles[0]) | (down != goal.num_particles[1])] = np.inf
     best = int(np.argmin(diag))
     return tuple(q for q in range(n) if (best >> q) & 1)
 
