@@ -83,6 +83,19 @@ def jordan_wigner(constant: float, h1, h2) -> list[tuple[str, float]]:
     return [(label, float(np.real(c))) for label, c in op.to_list()]
 
 
+def _texts(spec: dict, nelec_active: int, norb: int) -> tuple[str, str, str]:
+    """(reference method, frozen-core sentence, description) of one molecule."""
+    frozen = spec["frozen_orbitals"]
+    method = ("FCI (PySCF) in the full space" if frozen == 0 and spec["active"] is None else
+              f"CASCI (PySCF) = FCI in the active space of {nelec_active} electrons in {norb} orbitals")
+    core = (f"{frozen} lowest RHF orbital(s) frozen (doubly occupied)" if frozen else "none")
+    description = (f"{spec['title']}, STO-3G basis, {method.split(' (')[0]} space: {nelec_active} electrons in "
+                   f"{norb} spatial orbitals, frozen core: {core}; Jordan-Wigner mapping ({2 * norb} spin "
+                   f"orbitals -> {2 * norb} qubits, spin up on qubits 0..{norb - 1}). Energy includes nuclear "
+                   "repulsion and the frozen core.")
+    return method, core, description
+
+
 def build(name: str, spec: dict) -> dict:
     import numpy as np
     import pyscf
@@ -104,13 +117,7 @@ def build(name: str, spec: dict) -> dict:
         full_fci = float(fci.FCI(mf).kernel()[0])
         assert abs(full_fci - reference) < 1e-9, (full_fci, reference)
     up = down = nelec_active // 2
-    method = ("FCI (PySCF) in the full space" if frozen == 0 and spec["active"] is None else
-              f"CASCI (PySCF) = FCI in the active space of {nelec_active} electrons in {norb} orbitals")
-    core = (f"{frozen} lowest RHF orbital(s) frozen (doubly occupied)" if frozen else "none")
-    description = (f"{spec['title']}, STO-3G basis, {method.split(' (')[0]} space: {nelec_active} electrons in "
-                   f"{norb} spatial orbitals, frozen core: {core}; Jordan-Wigner mapping ({2 * norb} spin "
-                   f"orbitals -> {2 * norb} qubits, spin up on qubits 0..{norb - 1}). Energy includes nuclear "
-                   "repulsion and the frozen core.")
+    method, core, description = _texts(spec, nelec_active, norb)
     return {
         "name": name,
         "description": description,

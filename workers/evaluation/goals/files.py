@@ -124,6 +124,14 @@ def goal_from_mapping(data: Any, *, source: str = "goal file") -> Goal:
         except GoalError as exc:
             raise GoalError(f"{where}: {exc}") from None
         return goal
+    return _pauli_goal(data, where=where, source=source, limits=(max_depth, allowed), description=description)
+
+
+def _pauli_goal(data: dict, *, where: str, source: str, limits: tuple[int, tuple[str, ...]],
+                description: str | None) -> Goal:
+    """A goal from an explicit Pauli list, its declared sector and reference checked against the eigensolver."""
+    name, n, kind = data["name"], data["num_qubits"], data.get("kind")
+    max_depth, allowed = limits
     terms_raw = data.get("pauli_terms", data.get("hamiltonian"))
     if terms_raw is None:
         raise GoalError(f"{where}: give either 'family' (one of {sorted(FAMILIES)}) or 'pauli_terms'")
