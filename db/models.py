@@ -184,6 +184,25 @@ class Evaluation(Base):
     vqe_success_fraction: Mapped[float | None] = mapped_column(Float)
     vqe_optimizer: Mapped[str | None] = mapped_column(String(32))
     vqe_best_parameters: Mapped[list | None]
+    # hardware stage (goals with ``hardware`` set): routed cost on a fake IBM device, energy under its noise
+    hw_backend: Mapped[str | None] = mapped_column(String(32))
+    hw_two_qubit_gates: Mapped[int | None]
+    """Two-qubit gates after layout, routing and translation to the device's basis."""
+    hw_depth: Mapped[int | None]
+    hw_noisy_energy: Mapped[float | None] = mapped_column(Float)
+    """Energy at the VQE's best parameters from hw_shots noisy shots; NULL when not measured (hw_details says why)."""
+    hw_noisy_stderr: Mapped[float | None] = mapped_column(Float)
+    hw_noisy_error: Mapped[float | None] = mapped_column(Float)
+    hw_shots: Mapped[int | None]
+    hw_details: Mapped[dict | None]
+    """The whole HardwareResult (gate counts, layout, groups, method, seed, not_measured)."""
+    # goal sets: vqe_* hold the worst member's result; these the rest
+    set_mean_error: Mapped[float | None] = mapped_column(Float)
+    set_extrapolation_qubits: Mapped[int | None]
+    set_extrapolation_error: Mapped[float | None] = mapped_column(Float)
+    """VQE error at a lattice size larger than every member (reported, never paid)."""
+    set_details: Mapped[dict | None]
+    """The whole GoalSetResult (per-member errors, worst member, extrapolation note)."""
     # reward
     reward_version: Mapped[str | None] = mapped_column(String(32))
     seed_reward: Mapped[float | None] = mapped_column(Float)
@@ -210,5 +229,7 @@ class Evaluation(Base):
         """The fields scripts usually want, JSON-ready."""
         keys = ("id", "code_sha256", "goal_id", "scorer_version", "status", "errors", "stage", "depth",
                 "num_parameters", "num_two_qubit_gates", "has_barren_plateau", "vqe_energy", "exact_energy",
-                "vqe_error", "vqe_relative_error", "seed_reward", "shaped_reward", "attempts", "worker_host")
+                "vqe_error", "vqe_relative_error", "hw_two_qubit_gates", "hw_noisy_error", "set_mean_error",
+                "set_extrapolation_qubits", "set_extrapolation_error", "seed_reward",
+                "shaped_reward", "attempts", "worker_host")
         return {k: getattr(self, k) for k in keys}

@@ -269,6 +269,14 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
                 vqe_restarts=q.get("restarts"), vqe_seeds=q.get("seeds"),
                 vqe_success_fraction=q.get("success_fraction"), vqe_optimizer=q.get("optimizer"),
                 vqe_best_parameters=q.get("best_parameters"))
+    hw = payload.get("hardware") or {}
+    cols.update(hw_backend=hw.get("backend"), hw_two_qubit_gates=hw.get("routed_two_qubit_gates"),
+                hw_depth=hw.get("routed_depth"), hw_noisy_energy=hw.get("noisy_energy"),
+                hw_noisy_stderr=hw.get("noisy_stderr"), hw_noisy_error=hw.get("noisy_error"),
+                hw_shots=hw.get("shots") if hw else None, hw_details=hw or None)
+    gs = payload.get("goal_set") or {}
+    cols.update(set_mean_error=gs.get("mean_error"), set_extrapolation_qubits=gs.get("extrapolation_qubits"),
+                set_extrapolation_error=gs.get("extrapolation_error"), set_details=gs or None)
     r = payload.get("reward") or {}
     cols.update(reward_version=r.get("version"), seed_reward=r.get("seed_reward"),
                 shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"),

@@ -6,7 +6,7 @@ join once per goal and keep the first candidate that produced each code (its ite
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -105,5 +105,8 @@ def report_points(session: Session, run_id: int, goal_id: int) -> list[ReportPoi
             two_qubit_gates=ev.num_two_qubit_gates or 0, depth=ev.depth or 0, num_parameters=ev.num_parameters or 0,
             status=ev.status, code=first[2] or "", bp_sizes=tuple(ev.bp_sizes or ()),
             bp_variances=tuple(ev.bp_variances or ()), decay_rate=ev.bp_decay_rate,
-            has_barren_plateau=ev.has_barren_plateau, baseline=baseline))
+            has_barren_plateau=ev.has_barren_plateau, baseline=baseline,
+            routed_two_qubit_gates=ev.hw_two_qubit_gates, noisy_error=ev.hw_noisy_error,
+            noisy_stderr=ev.hw_noisy_stderr, mean_error=ev.set_mean_error,
+            extrapolation_error=ev.set_extrapolation_error))
     return points

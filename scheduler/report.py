@@ -3,7 +3,9 @@
 - ``<goal>-error-per-iteration.png``: best error so far after each iteration, baselines as dashed lines;
 - ``<goal>-pareto.png``: error against two-qubit-gate count for every scored candidate, the Pareto front drawn;
 - ``<goal>-gradient-variance.png``: Var[dE/dtheta] against qubit count for the best candidates and the baselines
-  (a straight fall on the log axis is a barren plateau).
+  (a straight fall on the log axis is a barren plateau);
+- ``<goal>-hardware-pareto.png`` (goals scored with the hardware stage only): noiseless and noisy error against
+  two-qubit gates after routing to the device, the noisy error's Pareto front drawn (``report_hardware.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import html
 import json
 import math
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 ERROR_FLOOR = 1e-12
 """Errors below this are drawn at it (exact to numerical precision)."""
@@ -43,16 +45,35 @@ class ReportPoint:
     decay_rate: float | None = None
     has_barren_plateau: bool | None = None
     baseline: bool = False
+    routed_two_qubit_gates: int | None = None
+    """Two-qubit gates after routing to the hardware stage's device (None: no hardware stage)."""
+    noisy_error: float | None = None
+    """Noisy energy - exact energy under the device's noise model (None: not measured)."""
+    noisy_stderr: float | None = None
+    mean_error: float | None = None
+    """Goal sets: the mean member error (``error`` is the worst member's)."""
+    extrapolation_error: float | None = None
+    """Lattice goal sets: the error at the held-out size larger than every member."""
 
 
-def pareto_front(points: Sequence[ReportPoint]) -> list[ReportPoint]:
-    """Points not beaten on both error and two-qubit-gate count, by increasing gate count."""
-    scored = sorted((p for p in points if p.error is not None), key=lambda p: (p.two_qubit_gates, p.error))
+def _two_qubit_gates(p: ReportPoint) -> float:
+    return p.two_qubit_gates
+
+
+def _error(p: ReportPoint) -> float | None:
+    return p.error
+
+
+def pareto_front(points: Sequence[ReportPoint], *, cost=_two_qubit_gates, error=_error) -> list[ReportPoint]:
+    """Points not beaten on both ``error`` and ``cost`` (default: error and two-qubit-gate count), by increasing
+    cost; points whose error or cost is None are left out."""
+    scored = sorted((p for p in points if error(p) is not None and cost(p) is not None),
+                    key=lambda p: (cost(p), error(p)))
     front, best = [], math.inf
     for p in scored:
-        if p.error < best:
+        if error(p) < best:
             front.append(p)
-            best = p.error
+            best = error(p)
     return front
 
 
@@ -151,13 +172,22 @@ def _fmt(x, spec=".3e") -> str:
 
 
 def _table(points: Sequence[ReportPoint]) -> str:
+    sets = any(p.mean_error is not None for p in points)
+    hardware = any(p.routed_two_qubit_gates is not None for p in points)
+    extra_head = ("<th>mean error</th><th>extrapolation error</th>" if sets else "") + \
+        ("<th>routed 2q</th><th>noisy error</th>" if hardware else "")
+
+    def extra(p: ReportPoint) -> str:
+        return (f"<td>{_fmt(p.mean_error)}</td><td>{_fmt(p.extrapolation_error)}</td>" if sets else "") + \
+            (f"<td>{_fmt(p.routed_two_qubit_gates, 'd')}</td><td>{_fmt(p.noisy_error)}</td>" if hardware else "")
+
     rows = "".join(
         f"<tr><td>{html.escape(p.label)}</td><td>{_fmt(p.error)}</td><td>{p.depth}</td><td>{p.num_parameters}</td>"
         f"<td>{p.two_qubit_gates}</td><td>{_fmt(p.decay_rate, '+.3f')}</td>"
-        f"<td>{'yes' if p.has_barren_plateau else 'no'}</td></tr>"
+        f"<td>{'yes' if p.has_barren_plateau else 'no'}</td>{extra(p)}</tr>"
         for p in points)
     return ("<table><tr><th>candidate</th><th>error</th><th>depth</th><th>params</th><th>2q gates</th>"
-            f"<th>grad-var decay /qubit</th><th>barren plateau</th></tr>{rows}</table>")
+            f"<th>grad-var decay /qubit</th><th>barren plateau</th>{extra_head}</tr>{rows}</table>")
 
 
 def write_report(directory: pathlib.Path, run: dict, goals: dict[str, dict]) -> pathlib.Path:
@@ -178,6 +208,13 @@ def write_report(directory: pathlib.Path, run: dict, goals: dict[str, dict]) -> 
         plot_error_per_iteration(name, points, info["iterations"], directory / files["iter"])
         plot_pareto(name, points, directory / files["pareto"])
         plot_gradient_variance(name, points, directory / files["bp"])
+        hardware = ""
+        if any(p.routed_two_qubit_gates is not None for p in points):
+            from .report_hardware import plot_hardware_pareto
+
+            files["hardware"] = f"{safe}-hardware-pareto.png"
+            plot_hardware_pareto(name, points, directory / files["hardware"])
+            hardware = f'<img src="{files["hardware"]}" alt="error against routed two-qubit gates">'
         found = sorted((p for p in points if not p.baseline and p.error is not None), key=lambda p: p.error)
         base = sorted((p for p in points if p.baseline), key=lambda p: (p.error is None, p.error or 0))
         best_code = html.escape(found[0].code) if found else "(no scored candidate)"
@@ -186,7 +223,7 @@ def write_report(directory: pathlib.Path, run: dict, goals: dict[str, dict]) -> 
 <p>exact ground energy {info['exact_energy']:.10f}; {len([p for p in points if not p.baseline])} candidates
 evaluated, {len(found)} scored.</p>
 <div class="plots"><img src="{files['iter']}" alt="best error per iteration"><img src="{files['pareto']}"
-alt="error against two-qubit gates"><img src="{files['bp']}" alt="gradient variance against qubits"></div>
+alt="error against two-qubit gates"><img src="{files['bp']}" alt="gradient variance against qubits">{hardware}</div>
 <h3>Best discovered candidates</h3>{_table(found[:10])}
 <h3>Baselines</h3>{_table(base)}
 <h3>Best code</h3><pre><code>{best_code}</code></pre></section>""")

@@ -338,6 +338,11 @@ def export_rewards(
                 "has_barren_plateau": r["has_barren_plateau"],
                 "depth": r["depth"],
                 "num_two_qubit_gates": r["num_two_qubit_gates"],
+                # goal sets (vqe_error is the worst member's) and the hardware stage; None elsewhere
+                "set_mean_error": r["set_mean_error"],
+                "set_extrapolation_error": r["set_extrapolation_error"],
+                "hw_two_qubit_gates": r["hw_two_qubit_gates"],
+                "hw_noisy_error": r["hw_noisy_error"],
                 "circuit_fingerprint": r["circuit_fingerprint"],
                 "model_version": r["model_version"],
                 "model_version_id": r["model_version_id"],

@@ -126,6 +126,10 @@ _CANDIDATE_COLUMNS = (
     Evaluation.shaped_reward,
     Evaluation.reward_version,
     Evaluation.reward_components,
+    Evaluation.set_mean_error,
+    Evaluation.set_extrapolation_error,
+    Evaluation.hw_two_qubit_gates,
+    Evaluation.hw_noisy_error,
 )
 
 

@@ -26,3 +26,21 @@ def usage_error(message: str, *, as_json: bool = False) -> NoReturn:
     else:
         err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=2)
+
+
+HARDWARE_HELP = ("Also score on a fake IBM device: two-qubit gates and depth after routing, and a noisy energy "
+                 "(qiskit-ibm-runtime; docs/scoring.md).")
+HARDWARE_SHOTS_HELP = "Shot budget of the --hardware noisy energy (split over the measurement groups)."
+
+
+def with_hardware(goal, *, enabled: bool, shots: int):
+    """``goal`` with the hardware stage turned on when ``enabled`` (a GoalError names a bad shot budget)."""
+    if not enabled:
+        return goal
+    import dataclasses
+
+    from workers.evaluation.goals.hardware_options import hardware_options
+
+    options = hardware_options({**(goal.hardware.to_dict() if goal.hardware else {}), "shots": shots},
+                               where="--hardware-shots")
+    return dataclasses.replace(goal, hardware=options)

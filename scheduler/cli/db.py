@@ -136,6 +136,11 @@ def history(goal: str = typer.Option(..., "--goal", help="Goal name as stored (e
             ("depth", "depth"), ("num_parameters", "params"), ("num_two_qubit_gates", "2q"),
             ("has_barren_plateau", "BP"), ("shaped_reward", "reward"), ("temperature", "T"),
             ("model_version", "model"), ("run_id", "run"), ("times_generated", "seen"), ("code_sha256", "code")]
+    if any(r.get("hw_two_qubit_gates") is not None for r in rows):  # goals scored with the hardware stage
+        cols[7:7] = [("hw_two_qubit_gates", "routed 2q"), ("hw_noisy_error", "noisy error")]
+    if any(r.get("set_mean_error") is not None for r in rows):  # goal sets: vqe_error is the worst member's
+        cols[1:2] = [("vqe_error", "worst error"), ("set_mean_error", "mean error"),
+                     ("set_extrapolation_error", "extrap. error"), ("set_extrapolation_qubits", "extrap. n")]
     for _, title in cols:
         table.add_column(title)
     for r in rows:

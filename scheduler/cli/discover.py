@@ -9,7 +9,15 @@ from workers.evaluation.errors import GoalError
 from workers.evaluation.goals import get_goal
 
 from . import app
-from .common import console, err_console, print_json, usage_error
+from .common import (
+    HARDWARE_HELP,
+    HARDWARE_SHOTS_HELP,
+    console,
+    err_console,
+    print_json,
+    usage_error,
+    with_hardware,
+)
 
 GENERATORS = ("procedural", "transformers", "vllm", "vllm-server")
 EXAMPLE_SQL = ("SELECT rank, vqe_error, depth, num_two_qubit_gates, code_sha256 FROM best_candidates "
@@ -31,6 +39,8 @@ def discover(
     seed: int = typer.Option(0, "--seed", help="Seeds prompts, samplers and evaluations."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not score the baseline ansätze."),
     report_dir: str = typer.Option("reports", "--report-dir", help="Where run-<id>/ reports are written."),
+    hardware: bool = typer.Option(False, "--hardware", help=HARDWARE_HELP),
+    hardware_shots: int = typer.Option(4000, "--hardware-shots", help=HARDWARE_SHOTS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object (no progress bars)."),
 ) -> None:
     """Discover ansätze: generate candidates, evaluate them through the queue, feed the best back into the prompt.
@@ -63,7 +73,7 @@ def discover(
             goals, config = resume_goals(engine, resume)
         else:
             names = list(dict.fromkeys(goal))
-            goals = [get_goal(name) for name in names]
+            goals = [with_hardware(get_goal(name), enabled=hardware, shots=hardware_shots) for name in names]
             gen = {"generator": generator}
             if model:
                 gen["model"] = model

@@ -12,7 +12,7 @@ from workers.evaluation.errors import GoalError
 from workers.evaluation.goals import get_goal
 
 from . import app
-from .common import console, print_json, usage_error
+from .common import HARDWARE_HELP, HARDWARE_SHOTS_HELP, console, print_json, usage_error, with_hardware
 
 MAX_CODE_BYTES = 256 * 1024
 
@@ -26,6 +26,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed for the BP sampler and the VQE restarts."),
     restarts: int = typer.Option(4, "--restarts", min=1, max=64, help="VQE restarts."),
     bp_samples: int = typer.Option(200, "--bp-samples", min=20, max=10_000, help="Parameter samples per size."),
+    hardware: bool = typer.Option(False, "--hardware", help=HARDWARE_HELP),
+    hardware_shots: int = typer.Option(4000, "--hardware-shots", help=HARDWARE_SHOTS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Sandbox -> verify -> barren-plateau check -> VQE -> reward, for one candidate.
@@ -35,7 +37,8 @@ def evaluate(
     from workers.evaluation.cascade import EvaluationConfig, evaluate_code
 
     try:
-        goal = get_goal(goal_name, max_depth=max_depth, allowed_gates=allowed_gates)
+        goal = with_hardware(get_goal(goal_name, max_depth=max_depth, allowed_gates=allowed_gates),
+                             enabled=hardware, shots=hardware_shots)
     except GoalError as exc:
         usage_error(str(exc), as_json=as_json)
     try:
@@ -82,6 +85,14 @@ def render_result(out: dict) -> None:
         table.add_row("error", f"{vqe['error']:.3e}  (relative {vqe['relative_error']:.2e})")
         table.add_row("VQE", f"{vqe['evaluations']} evaluations, {vqe['seconds']:.2f} s, "
                               f"{vqe['success_fraction']:.0%} of {vqe['restarts']} restarts reached the best")
+    hw = out.get("hardware")
+    if hw:
+        table.add_row("routed (" + hw["backend"] + ")", f"{hw['routed_two_qubit_gates']} two-qubit gates, depth "
+                      f"{hw['routed_depth']}, {hw['active_qubits']} physical qubits")
+        noisy = (f"{hw['noisy_energy']:.6f} ± {hw['noisy_stderr']:.6f} (error {hw['noisy_error']:.3e}; "
+                 f"{hw['shots']} shots over {hw['groups']} groups)") if hw.get("noisy_energy") is not None \
+            else f"not measured: {hw['not_measured']}"
+        table.add_row("noisy energy", noisy)
     if out.get("reward"):
         r = out["reward"]
         table.add_row("reward", f"seed {r['seed_reward']:.4f}, shaped {r['shaped_reward']:.4f} ({r['version']})")

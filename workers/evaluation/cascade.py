@@ -1,11 +1,13 @@
-"""The whole evaluation of one candidate: sandbox -> verify -> barren-plateau check -> VQE -> rewards.
+"""One candidate's evaluation: sandbox -> verify -> barren-plateau check -> VQE (every member of a goal set:
+``transfer.py``) -> [hardware] -> rewards.
 
 Cheap stages first; each stage stops a candidate that fails it. The candidate's code runs only inside the sandbox,
 which hands back serialised circuits; everything after that runs here, in the trusted process, on the deserialised
 circuit, so a candidate can never touch the scorer.
 
 Two halves so a caller can skip the expensive part for a circuit it has already scored:
-``prepare`` (sandbox + verification + fingerprint, about a second) and ``score`` (barren-plateau check + VQE).
+``prepare`` (sandbox + verification + fingerprint, about a second) and ``score`` (barren-plateau check + VQE, and
+the optional hardware stage for goals that ask for it: ``hardware.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from .barren import check_barren_plateau, scaling_sizes
 from .errors import EvaluationError
 from .fingerprint import circuit_fingerprint
 from .goals import Goal
+from .hardware import score_hardware
 from .liveness import constant_energy_message
 from .rewards import compute_rewards
 from .sandbox import SandboxConfig, load_circuit, run_candidate
+from .transfer import member_problem, score_set, set_sizes
 from .verify import verify_circuit
 from .vqe import score_vqe
 
@@ -79,10 +83,13 @@ class Prepared:
 
 
 def _finish(status: str, goal: Goal, seed: int, stage: str, timings: dict, *, errors=(), verification=None, bp=None,
-            vqe=None, sandbox=None, fingerprint=None) -> R.EvaluationResult:
-    reward = compute_rewards(status, verification, bp, vqe, goal)
+            vqe=None, sandbox=None, fingerprint=None, hardware=None, goal_set=None) -> R.EvaluationResult:
+    # a goal set's energy is its worst member's: normalised by that member's Hamiltonian
+    energy_goal = next((m for m in goal.members if goal_set and m.name == goal_set.worst_member), goal)
+    reward = compute_rewards(status, verification, bp, vqe, goal, hardware=hardware, energy_goal=energy_goal)
     return R.EvaluationResult(status=status, errors=tuple(errors), stage=stage, goal=goal.name,
                               verification=verification, bp=bp, vqe=vqe, reward=reward, sandbox=sandbox,
+                              hardware=hardware, goal_set=goal_set,
                               seed=seed, timings={k: round(v, 4) for k, v in timings.items()},
                               fingerprint=fingerprint)
 
@@ -99,6 +106,12 @@ def _check_liveness(circuit: QuantumCircuit, goal: Goal, verification: R.Verific
     return dataclasses.replace(verification, ok=False, errors=verification.errors + (message,))
 
 
+def _goal_at(goal: Goal, n: int) -> Goal:
+    """The goal (or the goal set's member) at ``n`` qubits."""
+    same = [m for m in goal.members if m.num_qubits == n]
+    return same[0] if same else (goal.members[0] if goal.is_set else goal).at_size(n)
+
+
 def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None) -> Prepared:
     """Sandboxed build at every size the BP check needs, deserialisation, verification and fingerprint."""
     config = config or EvaluationConfig()
@@ -110,6 +123,8 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
     sizes = [goal.num_qubits]
     if config.run_bp and goal.is_lattice:
         sizes += [n for n in scaling_sizes(goal) if n != goal.num_qubits]
+    if goal.is_set:
+        sizes += [n for n in set_sizes(goal) if n not in sizes]
     t = time.perf_counter()
     box = run_candidate(code, sizes, config=config.sandbox)
     timings["sandbox"] = time.perf_counter() - t
@@ -141,14 +156,38 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
         except EvaluationError:
             continue
         # other sizes must have the right width and gates; the depth limit is the goal's own size's business
-        if verify_circuit(other, dataclasses.replace(goal.at_size(n), max_depth=10**9)).ok:
+        if verify_circuit(other, dataclasses.replace(_goal_at(goal, n), max_depth=10**9)).ok:
             circuits[n] = other
+    problem = member_problem(circuits, box, goal) if goal.is_set else None
+    if problem:
+        return Prepared(goal, seed, sandbox=box, verification=verification, result=_finish(
+            R.STATUS_INVALID, goal, seed, "verify", timings, errors=[problem], verification=verification,
+            sandbox=box))
     try:
         fingerprint = circuit_fingerprint(circuit)
     except EvaluationError:
         fingerprint = None
     return Prepared(goal, seed, circuit=circuit, circuits=circuits, verification=verification, sandbox=box,
                     fingerprint=fingerprint, timings=timings)
+
+
+def _with_hardware(prepared: Prepared, stage: str, timings: dict, *, bp, vqe, own=None,
+                   **common) -> R.EvaluationResult:
+    """A valid result, after the hardware stage when the goal asks for it (routed cost always, the noisy energy
+    at the best parameters of the goal's own circuit, ``own`` (default ``vqe``), when VQE ran)."""
+    goal, seed = prepared.goal, prepared.seed
+    own = own or vqe
+    hardware = None
+    if goal.hardware is not None:
+        t = time.perf_counter()
+        try:
+            hardware = score_hardware(prepared.circuit, goal, own.best_parameters if own is not None else None,
+                                      seed=seed)
+        except EvaluationError as exc:
+            return _finish(R.STATUS_ERROR, goal, seed, "hardware", timings, errors=[str(exc)], bp=bp, vqe=vqe,
+                           **common)
+        timings["hardware"] = time.perf_counter() - t
+    return _finish(R.STATUS_VALID, goal, seed, stage, timings, bp=bp, vqe=vqe, hardware=hardware, **common)
 
 
 def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.EvaluationResult:
@@ -168,12 +207,16 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
         timings["bp"] = time.perf_counter() - t
         if bp.has_barren_plateau and config.stop_on_barren_plateau:
             # valid, but not worth optimising: bp.reason says why; the energy reward stays 0
-            return _finish(R.STATUS_VALID, goal, seed, "bp", timings, bp=bp, **common)
-    vqe = None
+            return _with_hardware(prepared, "bp", timings, bp=bp, vqe=None, **common)
+    vqe = own = None
     if config.run_vqe:
         t = time.perf_counter()
         try:
-            vqe = score_vqe(prepared.circuit, goal, restarts=config.restarts, seed=seed, engine=config.engine)
+            if goal.is_set:
+                vqe, common["goal_set"], own = score_set(prepared.circuits, goal, restarts=config.restarts,
+                                                         seed=seed, engine=config.engine)
+            else:
+                vqe = score_vqe(prepared.circuit, goal, restarts=config.restarts, seed=seed, engine=config.engine)
         except EvaluationError as exc:
             return _finish(R.STATUS_ERROR, goal, seed, "vqe", timings, errors=[str(exc)], bp=bp, **common)
         timings["vqe"] = time.perf_counter() - t
@@ -181,7 +224,7 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
             return _finish(R.STATUS_FLAGGED, goal, seed, "vqe", timings, bp=bp, vqe=vqe, **common,
                            errors=[(f"energy {vqe.energy:.10f} is below the exact ground energy "
                                    f"{vqe.exact_energy:.10f}: a simulator bug or an exploit; not rewarded")])
-    return _finish(R.STATUS_VALID, goal, seed, "done", timings, bp=bp, vqe=vqe, **common)
+    return _with_hardware(prepared, "done", timings, bp=bp, vqe=vqe, own=own, **common)
 
 
 def reuse_scores(prepared: Prepared, bp: R.BarrenPlateauResult | None, vqe: R.VQEResult | None, *,
@@ -203,11 +246,13 @@ def evaluate_code(code: str, goal: Goal, *, seed: int = 0, config: EvaluationCon
     """Run the whole cascade on untrusted ``code`` for ``goal``. Never raises for anything the code does.
 
     ``reuse(fingerprint) -> (bp, vqe, source) | None`` lets a caller hand back the scores of an earlier evaluation
-    of the same circuit (a renamed copy), so the expensive stages are skipped.
+    of the same circuit (a renamed copy), so the expensive stages are skipped. Goal sets and goals with the
+    hardware stage are always scored in full (their extra metrics are not copied).
     """
     config = config or EvaluationConfig()
     prepared = prepare(code, goal, seed=seed, config=config)
-    if prepared.result is None and prepared.fingerprint and reuse is not None:
+    if prepared.result is None and prepared.fingerprint and reuse is not None and goal.hardware is None \
+            and not goal.is_set:
         found = reuse(prepared.fingerprint)
         if found is not None:
             bp, vqe, source = found

@@ -163,6 +163,62 @@ class VQEResult(_JSON):
 
 
 @dataclasses.dataclass(frozen=True)
+class HardwareResult(_JSON):
+    """The circuit transpiled to a fake IBM device, and its energy under that device's noise model."""
+
+    backend: str
+    """Fake backend name (calibration snapshot shipped with qiskit-ibm-runtime)."""
+    routed_two_qubit_gates: int
+    """Two-qubit gates after layout, routing and translation to the device's basis (seeded transpile)."""
+    routed_depth: int
+    """Depth of the transpiled circuit (all gates)."""
+    routed_two_qubit_depth: int = 0
+    """Depth counting two-qubit gates only."""
+    routed_gate_counts: dict = dataclasses.field(default_factory=dict)
+    active_qubits: int = 0
+    """Physical qubits the routed circuit touches (routing can use more than the goal's qubits)."""
+    layout: tuple[int, ...] = ()
+    """Physical qubit of each logical qubit at the end of the circuit."""
+    optimization_level: int = 1
+    seed: int = 0
+    """Seed of the transpiler and the shot simulator."""
+    noisy_energy: float | None = None
+    """Energy at the VQE's best parameters estimated from ``shots`` noisy shots; None when not measured."""
+    noisy_stderr: float | None = None
+    """One standard error of ``noisy_energy`` (shot noise; see ``simulation/noisy.py``)."""
+    noisy_error: float | None = None
+    """noisy_energy - exact ground energy."""
+    shots: int = 0
+    """Shots spent (shot budget split evenly over the measurement groups)."""
+    groups: int = 0
+    """Qubit-wise commuting measurement groups."""
+    method: str = ""
+    """Aer method of the noisy simulation."""
+    not_measured: str = ""
+    """Why there is no noisy energy ('' when there is one)."""
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalSetResult(_JSON):
+    """One program scored over every member of a goal set (``goals/goal_set.py``, ``transfer.py``)."""
+
+    members: tuple = ()
+    """Per member: {name, num_qubits, energy, exact_energy, error, success_fraction}."""
+    mean_error: float | None = None
+    worst_error: float | None = None
+    """The largest member error: what the set's ``vqe`` result (and so the ranking and reward) carries."""
+    worst_member: str = ""
+    extrapolation_qubits: int | None = None
+    """The held-out lattice size (larger than every member), or None."""
+    extrapolation_error: float | None = None
+    """VQE error at the held-out size (reported, never paid); None when not measured."""
+    extrapolation_exact_energy: float | None = None
+    extrapolation_note: str = ""
+    """Why there is no extrapolation error ('' when there is one)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class RewardResult(_JSON):
     """Rewards computed from stored metrics (never from a number the candidate produced)."""
 
@@ -193,6 +249,10 @@ class EvaluationResult(_JSON):
     bp: BarrenPlateauResult | None = None
     vqe: VQEResult | None = None
     reward: RewardResult | None = None
+    hardware: HardwareResult | None = None
+    """The optional hardware stage (goals with ``hardware`` set)."""
+    goal_set: GoalSetResult | None = None
+    """Per-member errors, mean, worst and extrapolation (goal sets only)."""
     sandbox: SandboxResult | None = None
     scorer_version: str = SCORER_VERSION
     seed: int = 0
@@ -224,6 +284,8 @@ class EvaluationResult(_JSON):
             "gradient_evaluations": self.vqe.gradient_evaluations, "seconds": self.vqe.seconds,
             "restarts": self.vqe.restarts, "seeds": list(self.vqe.seeds),
             "success_fraction": self.vqe.success_fraction})
+        out["hardware"] = None if self.hardware is None else self.hardware.to_dict()
+        out["goal_set"] = None if self.goal_set is None else self.goal_set.to_dict()
         out["reward"] = None if self.reward is None else self.reward.to_dict()
         out["timings"] = _clean(self.timings)
         return out

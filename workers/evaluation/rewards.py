@@ -37,6 +37,11 @@ recovered, a quantity that compares across goals: GRPO batches mix goals.
   state at the product-state (HF) level earns 0.10 whatever its depth, and every circuit that goes beyond it
   earns more. A ``flagged`` candidate (energy below the exact ground energy) gets 0 for everything.
 
+  Goals whose hardware options set ``reward: true`` add a fifth component, ``hardware`` (weight 0.20, taken from
+  energy, which drops to 0.40): ``energy_component`` of the normalised error of the *noisy* energy (the hardware
+  stage's shot estimate under the device's noise model, at the VQE's best parameters; see ``hardware.py``), 0 when
+  it was not measured. Off by default: other goals are paid exactly as above.
+
 Bump ``REWARD_VERSION`` whenever a formula or weight changes; it is stored beside every reward.
 """
 
@@ -53,6 +58,7 @@ from .results import (
     STATUS_INVALID,
     STATUS_VALID,
     BarrenPlateauResult,
+    HardwareResult,
     RewardResult,
     VerificationResult,
     VQEResult,
@@ -60,6 +66,9 @@ from .results import (
 
 REWARD_VERSION = "2026.12-1"
 WEIGHTS: dict[str, float] = {"validity": 0.10, "barren_plateau": 0.20, "energy": 0.60, "gate_cost": 0.10}
+HARDWARE_WEIGHTS: dict[str, float] = {"validity": 0.10, "barren_plateau": 0.20, "energy": 0.40, "gate_cost": 0.10,
+                                      "hardware": 0.20}
+"""Weights for goals whose hardware options turn the hardware reward on."""
 INVALID_VALIDITY = 0.25
 """Validity credit for code that built a circuit which failed verification (it ran; the circuit was wrong)."""
 ERROR_FLOOR = 1e-6
@@ -108,9 +117,13 @@ def bp_free(bp: BarrenPlateauResult | None) -> bool:
 
 
 def compute_rewards(status: str, verification: VerificationResult | None, bp: BarrenPlateauResult | None,
-                    vqe: VQEResult | None, goal: Goal) -> RewardResult:
-    """Both rewards, the literal seed formula and the shaped reward's components (see the module docstring)."""
-    components = {name: 0.0 for name in WEIGHTS}
+                    vqe: VQEResult | None, goal: Goal, *, hardware: HardwareResult | None = None,
+                    energy_goal: Goal | None = None) -> RewardResult:
+    """Both rewards, the literal seed formula and the shaped reward's components (see the module docstring).
+    ``energy_goal`` (default ``goal``) is the goal whose Hamiltonian normalises the VQE error: a goal set's worst
+    member."""
+    weights = HARDWARE_WEIGHTS if goal.hardware is not None and goal.hardware.reward else WEIGHTS
+    components = {name: 0.0 for name in weights}
     flagged = status == STATUS_FLAGGED or (vqe is not None and vqe.below_exact)
     seed_reward = literal = progress = 0.0
     eps = None
@@ -122,16 +135,19 @@ def compute_rewards(status: str, verification: VerificationResult | None, bp: Ba
         components["validity"] = 1.0
         components["barren_plateau"] = 1.0 if bp_free(bp) else 0.0
         if vqe is not None and math.isfinite(vqe.error):
-            eps = normalised_error(vqe.error, goal)
+            eps = normalised_error(vqe.error, energy_goal or goal)
             components["energy"] = energy_component(eps)
             progress = min(1.0, max(0.0, 1.0 - eps))
             seed_reward = progress
             literal = max(0.0, 1.0 - LITERAL_FACTOR * max(0.0, vqe.error))
         if verification is not None and verification.ok:
             components["gate_cost"] = gate_cost_component(verification, goal)
-    shaped = (WEIGHTS["validity"] * components["validity"] + WEIGHTS["energy"] * components["energy"]
-              + progress * (WEIGHTS["barren_plateau"] * components["barren_plateau"]
-                            + WEIGHTS["gate_cost"] * components["gate_cost"]))
+        if "hardware" in weights and hardware is not None and hardware.noisy_error is not None:
+            components["hardware"] = energy_component(normalised_error(hardware.noisy_error, goal))
+    shaped = (weights["validity"] * components["validity"] + weights["energy"] * components["energy"]
+              + weights.get("hardware", 0.0) * components.get("hardware", 0.0)
+              + progress * (weights["barren_plateau"] * components["barren_plateau"]
+                            + weights["gate_cost"] * components["gate_cost"]))
     details = dict(components)
     details.update(normalised_error=eps, progress=progress, flagged=flagged)
     return RewardResult(version=REWARD_VERSION, seed_reward=float(seed_reward),

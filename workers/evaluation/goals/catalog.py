@@ -92,6 +92,11 @@ def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> 
                                   limits.get("allowed_gates", goal.allowed_gates))
             goal = dataclasses.replace(goal, max_depth=md, allowed_gates=ag)
         return goal
+    if "+" in name:
+        from .goal_set import goal_set, member_names
+
+        members = [get_goal(m, **limits) for m in member_names(name)]
+        return goal_set(members, name=name)
     lowered = name.lower()
     if lowered in molecule_names():
         return molecule_goal(lowered, **limits)
@@ -100,5 +105,5 @@ def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> 
         return _lattice_from_name(match, limits)
     raise GoalError(
         f"unknown goal '{name}'. Valid: {', '.join(builtin_names())} (N = number of qubits, e.g. tfim-8; L sites; "
-        f"R rows x C columns, e.g. tfim-3x3; C rungs), or a path to a goal YAML file"
+        f"R rows x C columns, e.g. tfim-3x3; C rungs), a goal set such as tfim-4+6+8, or a path to a goal YAML file"
     )

@@ -25,6 +25,7 @@ Two shapes, one goal per mapping; a file holds one mapping or ``goals: [ ... ]``
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 from typing import Any
@@ -43,13 +44,16 @@ from .goal import (
     is_valid_goal_name,
     lattice_goal,
 )
+from .goal_set import goal_set
 from .hamiltonians import FAMILIES
+from .hardware_options import hardware_options
 
 MAX_PAULI_QUBITS = 20
 MAX_TERMS = 100_000
 _SPARSE_TOKEN = re.compile(r"^([IXYZ])(\d+)$")
 _KNOWN_KEYS = {"name", "description", "num_qubits", "pauli_terms", "family", "params", "max_depth",
-               "allowed_gates", "kind", "provenance", "reference_energy", "hamiltonian", "num_particles"}
+               "allowed_gates", "kind", "provenance", "reference_energy", "hamiltonian", "num_particles", "hardware",
+               "members", "extrapolate_to"}
 
 
 def _term_label(raw: Any, n: int, where: str) -> str:
@@ -92,6 +96,48 @@ def _term(raw: Any, n: int, where: str) -> tuple[str, float]:
 
 def goal_from_mapping(data: Any, *, source: str = "goal file") -> Goal:
     """Validate one goal mapping (from YAML or a stored spec) and build the Goal."""
+    goal = _goal_set(data, source) if isinstance(data, dict) and "members" in data else _goal_physics(data, source)
+    hardware = hardware_options(data.get("hardware"), where=f"{source} goal '{goal.name}'")
+    return goal if hardware is None else dataclasses.replace(goal, hardware=hardware)
+
+
+def _goal_set(data: dict, source: str) -> Goal:
+    """A goal set: ``members`` (built-in names or goal mappings) and an optional ``extrapolate_to``."""
+    from .catalog import get_goal
+
+    name = data.get("name")
+    if not isinstance(name, str) or not is_valid_goal_name(name):
+        raise GoalError(f"{source}: a goal set's 'name' must be 1-64 characters of letters, digits, '_', '.', "
+                        f"'+', '-', got {name!r}")
+    where = f"{source} goal set '{name}'"
+    raw = data["members"]
+    if not isinstance(raw, list) or not raw:
+        raise GoalError(f"{where}: 'members' must be a list of goal names or goal mappings")
+    limits = {k: data[k] for k in ("max_depth", "allowed_gates") if k in data}
+    members = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            member = get_goal(item)
+        elif isinstance(item, dict):
+            member = goal_from_mapping(item, source=f"{where}, members[{i}]")
+        else:
+            raise GoalError(f"{where}: members[{i}] must be a goal name or a goal mapping, got {item!r}")
+        if limits and i == 0:
+            md, ag = check_limits(limits.get("max_depth", member.max_depth),
+                                  limits.get("allowed_gates", member.allowed_gates), where=where)
+            member = dataclasses.replace(member, max_depth=md, allowed_gates=ag)
+        members.append(member)
+    description = data.get("description")
+    try:
+        return goal_set(members, name=name, extrapolate_to=data.get("extrapolate_to"),
+                        description=description if isinstance(description, str) and
+                        not description.startswith("A goal set: ") else None)
+    except GoalError as exc:
+        raise GoalError(f"{where}: {exc}") from None
+
+
+def _goal_physics(data: Any, source: str) -> Goal:
+    """The goal of one mapping without its optional stages."""
     if not isinstance(data, dict):
         raise GoalError(f"{source}: a goal must be a mapping with at least 'name' and 'num_qubits', got {data!r}")
     unknown = sorted(set(data) - _KNOWN_KEYS)

@@ -21,6 +21,7 @@ from qiskit.quantum_info import SparsePauliOp
 from ..errors import GoalError
 from . import exact
 from .hamiltonians import FAMILIES
+from .hardware_options import HardwareOptions
 
 DEFAULT_MAX_DEPTH = 50
 DEFAULT_ALLOWED_GATES: tuple[str, ...] = ("rx", "ry", "rz", "h", "x", "cx", "cz", "rzz")
@@ -64,6 +65,13 @@ class Goal:
     num_particles: tuple[int, int] | None = None
     """(spin-up, spin-down) electron numbers for fermionic goals (spin up on the lower half of the qubits, Jordan-
     Wigner); the exact energy is the lowest in that sector. ``None``: the whole qubit space."""
+    hardware: HardwareOptions | None = None
+    """Also score on a fake IBM device (routed gates, noisy energy); None = noiseless scoring only."""
+    members: tuple = ()
+    """A goal set's member goals (``goal_set.py``): one program is scored on every one; this goal's own
+    Hamiltonian and size are the first member's. Empty for a single goal."""
+    extrapolate_to: int | None = None
+    """A lattice set's held-out size: the program is also scored there and reported, never paid."""
 
     # ---- derived -------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -102,6 +110,10 @@ class Goal:
         return self.kind == "lattice"
 
     @property
+    def is_set(self) -> bool:
+        return bool(self.members)
+
+    @property
     def min_qubits(self) -> int:
         if not self.is_lattice:
             return self.num_qubits
@@ -114,6 +126,7 @@ class Goal:
         params = {k: v for k, v in self.params.items()}
         goal = lattice_goal(self.family, num_qubits, params=params, max_depth=self.max_depth,
                             allowed_gates=self.allowed_gates)
+        goal = dataclasses.replace(goal, hardware=self.hardware)
         if self.name != _builtin_lattice_name(self.family, self.num_qubits, self.params):
             goal = dataclasses.replace(goal, name=f"{self.name}@{num_qubits}")
         return goal
@@ -166,7 +179,7 @@ class Goal:
     # ---- serialisation -------------------------------------------------------------------------------------
     def to_spec(self) -> dict[str, Any]:
         """A JSON-ready snapshot: enough to rebuild this exact goal on another host."""
-        return {
+        spec = {
             "name": self.name,
             "description": self.description,
             "num_qubits": self.num_qubits,
@@ -180,6 +193,12 @@ class Goal:
             "reference_energy": self.reference_energy,
             "num_particles": None if self.num_particles is None else list(self.num_particles),
         }
+        if self.hardware is not None:  # only when set: noiseless goals keep their specs and hashes
+            spec["hardware"] = self.hardware.to_dict()
+        if self.members:
+            spec["members"] = [m.to_spec() for m in self.members]
+            spec["extrapolate_to"] = self.extrapolate_to
+        return spec
 
     @property
     def spec_hash(self) -> str:
@@ -190,6 +209,11 @@ class Goal:
         core["allowed_gates"] = sorted(core["allowed_gates"])
         if self.num_particles is not None:  # the sector changes the task; goals without one keep their old hashes
             core["num_particles"] = list(self.num_particles)
+        if "hardware" in spec:
+            core["hardware"] = spec["hardware"]
+        if self.members:
+            core["members"] = [m.spec_hash for m in self.members]
+            core["extrapolate_to"] = self.extrapolate_to
         return hashlib.sha256(json.dumps(core, separators=(",", ":")).encode()).hexdigest()
 
     def summary(self) -> dict[str, Any]:
@@ -216,6 +240,9 @@ class Goal:
             "label_order": LABEL_ORDER,
             "pauli_terms": [[label, coeff] for label, coeff in self.pauli_terms()],
             "provenance": dict(self.provenance),
+            "hardware": None if self.hardware is None else self.hardware.to_dict(),
+            "members": [m.name for m in self.members],
+            "extrapolate_to": self.extrapolate_to,
         }
         if self.num_particles is not None:
             full = self.full_space_energy

@@ -1,0 +1,85 @@
+"""Transfer across a family: one program scored over every member of a goal set (``goals/goal_set.py``).
+
+The sandbox builds the program at every member's size (and the held-out size); each member circuit must pass the
+member's own verification (width, gates, depth limit) or the candidate is ``invalid``. VQE then runs on every
+member with the same settings and seed. The set's VQE result is the worst member's (largest error): the ranking,
+``--target-error`` and the reward see the worst case; the mean is reported beside it. A member below its exact
+energy makes the whole candidate ``flagged``.
+
+Lattice sets are also scored at ``extrapolate_to``, a size larger than every member: the circuit the program
+builds there is optimised by the same VQE and its error reported as the extrapolation error. It is never paid and
+never fails the candidate (a program that cannot build or verify there gets a note instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from qiskit import QuantumCircuit
+
+from .errors import EvaluationError
+from .goals import Goal
+from .results import GoalSetResult, SandboxResult, VQEResult
+from .verify import verify_circuit
+from .vqe import score_vqe
+
+
+def set_sizes(goal: Goal) -> list[int]:
+    """Every size the sandbox must build for a goal set: its members' and the held-out one."""
+    sizes = [m.num_qubits for m in goal.members]
+    if goal.extrapolate_to is not None:
+        sizes.append(goal.extrapolate_to)
+    return list(dict.fromkeys(sizes))
+
+
+def member_problem(circuits: dict[int, QuantumCircuit], box: SandboxResult, goal: Goal) -> str | None:
+    """Why the program cannot be scored on every member (a message for the model), or None."""
+    for member in goal.members:
+        n = member.num_qubits
+        circuit = circuits.get(n)
+        if circuit is None:
+            why = box.size_errors.get(n) or "its circuit could not be read or verified"
+            return f"goal set {goal.name}: create_ansatz({n}) for member {member.name} failed: {why}"
+        verification = verify_circuit(circuit, member)
+        if not verification.ok:
+            return f"goal set {goal.name}, member {member.name} ({n} qubits): " + "; ".join(verification.errors)
+    return None
+
+
+def _member_row(member: Goal, vqe: VQEResult) -> dict:
+    return {"name": member.name, "num_qubits": member.num_qubits, "energy": vqe.energy,
+            "exact_energy": vqe.exact_energy, "error": vqe.error, "success_fraction": vqe.success_fraction}
+
+
+def _extrapolation(circuits: dict, goal: Goal, **vqe_options) -> dict:
+    n = goal.extrapolate_to
+    if n is None:
+        return {}
+    target = goal.members[0].at_size(n)
+    circuit = circuits.get(n)
+    if circuit is None:
+        return {"extrapolation_qubits": n, "extrapolation_note": f"create_ansatz({n}) did not build a circuit "
+                                                                  f"that could be read or verified"}
+    if not verify_circuit(circuit, dataclasses.replace(target, max_depth=10**9)).ok:
+        return {"extrapolation_qubits": n, "extrapolation_note": f"the {n}-qubit circuit failed verification"}
+    try:
+        vqe = score_vqe(circuit, target, **vqe_options)
+    except EvaluationError as exc:
+        return {"extrapolation_qubits": n, "extrapolation_note": f"VQE at {n} qubits failed: {exc}"}
+    return {"extrapolation_qubits": n, "extrapolation_error": vqe.error,
+            "extrapolation_exact_energy": vqe.exact_energy}
+
+
+def score_set(circuits: dict[int, QuantumCircuit], goal: Goal, *, restarts: int, seed: int,
+              engine: str) -> tuple[VQEResult, GoalSetResult, VQEResult]:
+    """(the VQE result the cascade judges: the worst member's, or a flagged one's; the set's summary; the first
+    member's own result, whose parameters belong to the goal's own circuit)."""
+    options = {"restarts": restarts, "seed": seed, "engine": engine}
+    results = [(m, score_vqe(circuits[m.num_qubits], m, **options)) for m in goal.members]
+    worst_member, worst = max(results, key=lambda mv: mv[1].error)
+    flagged = [v for _, v in results if v.below_exact]
+    errors = [v.error for _, v in results]
+    summary = GoalSetResult(members=tuple(_member_row(m, v) for m, v in results),
+                            mean_error=sum(errors) / len(errors), worst_error=worst.error,
+                            worst_member=worst_member.name, **_extrapolation(circuits, goal, **options))
+    return (flagged[0] if flagged else worst), summary, results[0][1]
