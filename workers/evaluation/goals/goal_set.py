@@ -14,6 +14,7 @@ names; goal files: ``members: [tfim-4, tfim-6, {family: tfim, num_qubits: 8, ...
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from ..errors import GoalError
 from .goal import Goal, is_valid_goal_name
@@ -76,15 +77,15 @@ def goal_set(members: list[Goal], *, name: str | None = None, extrapolate_to: in
 
 
 def member_names(name: str) -> list[str]:
-    """``tfim-4+6+8`` -> [tfim-4, tfim-6, tfim-8]; ``h2+lih`` -> [h2, lih] (a bare number reuses the first
-    member's prefix)."""
+    """``tfim-4+6+8`` -> [tfim-4, tfim-6, tfim-8]; ``tfim-2x2+2x3`` -> [tfim-2x2, tfim-2x3]; ``h2+lih`` ->
+    [h2, lih] (a bare size reuses the first member's prefix)."""
     parts = [p.strip() for p in name.split("+")]
     if len(parts) < 2 or not all(parts):
         raise GoalError(f"a goal set name joins goal names with '+', e.g. tfim-4+6+8 or h2+lih; got '{name}'")
     prefix = parts[0].rsplit("-", 1)[0] if "-" in parts[0] else None
     out = [parts[0]]
     for p in parts[1:]:
-        if p.isdigit():
+        if re.fullmatch(r"\d+(x\d+)?", p):
             if prefix is None:
                 raise GoalError(f"'{p}' in '{name}' is a bare size, but '{parts[0]}' has no '<family>-<N>' prefix")
             out.append(f"{prefix}-{p}")
