@@ -58,6 +58,8 @@ def test_a_set_name_expands_to_its_members_and_a_held_out_size():
     assert goal.spec_hash not in {m.spec_hash for m in goal.members} | {get_goal("tfim-4+6").spec_hash}
     again = goal_from_spec(json.loads(json.dumps(goal.to_spec())))
     assert again.spec_hash == goal.spec_hash and [m.name for m in again.members] == ["tfim-4", "tfim-6", "tfim-8"]
+    square = get_goal("tfim-2x2+2x3")  # 2D sets grow a row at a time: the held-out size is the 2x4 lattice
+    assert [m.name for m in square.members] == ["tfim-2x2", "tfim-2x3"] and square.extrapolate_to == 8
     mixed = get_goal("h2+lih")
     assert mixed.extrapolate_to is None and [m.num_qubits for m in mixed.members] == [4, mixed.members[1].num_qubits]
 
