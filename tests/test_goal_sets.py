@@ -87,6 +87,22 @@ def test_goal_files_define_sets_and_bad_sets_say_what_is_wrong(tmp_path):
         load_goal_file(path)
 
 
+def test_a_dissociation_curve_is_a_set_of_its_bond_lengths():
+    curve = get_goal("h2-curve")
+    assert len(curve.members) >= 8 and curve.extrapolate_to is None and curve.num_qubits == 4
+    lengths = [float(m.name.rsplit("-", 1)[1]) for m in curve.members]
+    assert lengths == sorted(lengths) and len({m.spec_hash for m in curve.members}) == len(lengths)
+    assert [m.name for m in get_goal("h2-0.50+1.00+2.50").members] == ["h2-0.50", "h2-1.00", "h2-2.50"]
+    with pytest.raises(GoalError, match="curves: h2-curve"):
+        get_goal("n2-curve")
+    three = get_goal("h2-0.50+1.00+2.50")
+    result = evaluate_code(SHALLOW, three, config=FAST)  # one program, three Hamiltonians of the same width
+    assert result.status == "valid", result.errors
+    errors = {m["name"]: m["error"] for m in result.goal_set.members}
+    assert result.vqe.error == pytest.approx(max(errors.values())) and result.goal_set.extrapolation_qubits is None
+    assert len({m["exact_energy"] for m in result.goal_set.members}) == 3
+
+
 def test_the_set_pays_its_worst_member_and_reports_the_mean_and_the_extrapolation(shallow_result):
     r = shallow_result
     assert r.status == "valid" and r.stage == "done", r.errors

@@ -92,11 +92,11 @@ def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> 
                                   limits.get("allowed_gates", goal.allowed_gates))
             goal = dataclasses.replace(goal, max_depth=md, allowed_gates=ag)
         return goal
-    if "+" in name:
-        from .goal_set import goal_set, member_names
+    if "+" in name or name.lower().endswith("-curve"):
+        from .goal_set import curve_names, goal_set, member_names
 
-        members = [get_goal(m, **limits) for m in member_names(name)]
-        return goal_set(members, name=name)
+        names = curve_names(name.lower(), molecule_names()) if "+" not in name else member_names(name)
+        return goal_set([get_goal(m, **limits) for m in names], name=name)
     lowered = name.lower()
     if lowered in molecule_names():
         return molecule_goal(lowered, **limits)

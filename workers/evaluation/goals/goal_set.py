@@ -7,8 +7,8 @@ store ranks and the reward pays), and the mean is reported beside it. A lattice 
 at several sizes is also scored, unpaid, at ``extrapolate_to`` (default: two sites more than its largest member):
 the error at a size the program was never scored on.
 
-Names: ``tfim-4+6+8`` (sizes after the first member's family prefix), ``h2+lih`` or any ``+``-joined built-in
-names; goal files: ``members: [tfim-4, tfim-6, {family: tfim, num_qubits: 8, ...}]`` with ``extrapolate_to``.
+Names: ``tfim-4+6+8`` (sizes after the first member's family prefix), ``h2-curve`` (every committed bond length
+of a molecule), ``h2-0.50+1.00+2.00``, ``h2+lih`` or any ``+``-joined built-in names; goal files: ``members: [tfim-4, tfim-6, {family: tfim, num_qubits: 8, ...}]`` with ``extrapolate_to``.
 """
 
 from __future__ import annotations
@@ -77,18 +77,28 @@ def goal_set(members: list[Goal], *, name: str | None = None, extrapolate_to: in
 
 
 def member_names(name: str) -> list[str]:
-    """``tfim-4+6+8`` -> [tfim-4, tfim-6, tfim-8]; ``tfim-2x2+2x3`` -> [tfim-2x2, tfim-2x3]; ``h2+lih`` ->
-    [h2, lih] (a bare size reuses the first member's prefix)."""
+    """``tfim-4+6+8`` -> [tfim-4, tfim-6, tfim-8]; ``tfim-2x2+2x3`` -> [tfim-2x2, tfim-2x3]; ``h2-0.50+1.00``
+    -> [h2-0.50, h2-1.00]; ``h2+lih`` -> [h2, lih] (a bare size or bond length reuses the first member's prefix)."""
     parts = [p.strip() for p in name.split("+")]
     if len(parts) < 2 or not all(parts):
         raise GoalError(f"a goal set name joins goal names with '+', e.g. tfim-4+6+8 or h2+lih; got '{name}'")
     prefix = parts[0].rsplit("-", 1)[0] if "-" in parts[0] else None
     out = [parts[0]]
     for p in parts[1:]:
-        if re.fullmatch(r"\d+(x\d+)?", p):
+        if re.fullmatch(r"\d+x\d+|\d+(\.\d+)?", p):
             if prefix is None:
                 raise GoalError(f"'{p}' in '{name}' is a bare size, but '{parts[0]}' has no '<family>-<N>' prefix")
             out.append(f"{prefix}-{p}")
         else:
             out.append(p)
     return out
+
+
+def curve_names(name: str, molecules: list[str]) -> list[str]:
+    """``h2-curve`` -> every committed bond length of h2 (``h2-0.50``, ``h2-0.60``, ...), shortest first."""
+    molecule = name.removesuffix("-curve")
+    points = [m for m in molecules if re.fullmatch(re.escape(molecule) + r"-\d+\.\d+", m)]
+    if len(points) < 2:
+        curves = sorted({m.rsplit("-", 1)[0] for m in molecules if re.fullmatch(r".+-\d+\.\d+", m)})
+        raise GoalError(f"no dissociation curve '{name}'; curves: {', '.join(c + '-curve' for c in curves)}")
+    return sorted(points, key=lambda m: float(m.rsplit("-", 1)[1]))
