@@ -175,3 +175,41 @@ def test_an_error_in_one_restart_stops_the_others():
 
     with pytest.raises(ValueError, match="restart 1 broke"):
         run_restarts(4, work, lambda rows: (np.zeros(len(rows)), np.zeros_like(rows)))
+
+
+def test_the_round_driver_visits_the_same_points_as_scipy_minimize():
+    from scipy.optimize import minimize
+
+    from workers.evaluation import lbfgsb
+    from workers.evaluation.simulation.engines import make_engine
+
+    assert lbfgsb.available()
+    circuit, goal = ry_cz(6, 2), get_goal("tfim-6")
+    engine = make_engine(circuit, goal.hamiltonian)
+    x0 = initial_point(circuit.num_parameters, 1, 0)
+    options = {"maxiter": 1000, "maxfun": 4000, "ftol": 1e-12, "gtol": 1e-6}
+    seen: list[np.ndarray] = []
+
+    def objective(x):
+        seen.append(np.array(x))
+        energy, grad = engine.energies_and_gradients(x[None, :])
+        return float(energy[0]), grad[0]
+
+    reference = minimize(objective, x0, jac=True, method="L-BFGS-B", options=options)
+    run, asked = lbfgsb.Restart(x0, **options), []
+    while (x := run.ask()) is not None:
+        asked.append(x)
+        run.tell(*objective(x))
+    assert len(asked) == reference.nfev == len(seen) // 2 and run.nit == reference.nit
+    assert np.array_equal(np.array(asked), np.array(seen[:len(asked)]))
+
+
+def test_rounds_in_one_thread_and_lockstep_threads_give_identical_results(monkeypatch):
+    from workers.evaluation import lbfgsb
+
+    circuit, goal = ry_cz(6, 2), get_goal("tfim-6")
+    rounds = score_vqe(circuit, goal, restarts=3, seed=2)
+    monkeypatch.setattr(lbfgsb, "available", lambda: False)
+    threads = score_vqe(circuit, goal, restarts=3, seed=2)
+    assert rounds.restart_energies == threads.restart_energies
+    assert rounds.best_parameters == threads.best_parameters and rounds.evaluations == threads.evaluations

@@ -4,7 +4,8 @@ Optimizer: SciPy's L-BFGS-B with ``jac=True``; every objective call needs the en
 (adjoint differentiation, or parameter shifts through one broadcast Estimator call with the Aer engine).
 Restarts: restart r uses ``numpy.random.default_rng(seed + r)``; restart 0 starts from small angles U(-0.1, 0.1)
 (near the identity, Grant et al. 2019), the others uniformly in [0, 2 pi). The restarts run in lockstep
-(``lockstep.py``): each round of their requests is one batched engine call, so four restarts cost about one.
+(``lbfgsb.py``, in one thread; ``lockstep.py``, in threads, where SciPy lacks the routine ``lbfgsb.py`` drives):
+each round of their requests is one batched engine call, so four restarts cost about one.
 
 Trust: the best parameters' energy is recomputed independently with ``qiskit.quantum_info.Statevector`` on the
 circuit as built (not on the compiled program). A disagreement beyond rounding is a scorer bug and raises
@@ -25,6 +26,7 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import Statevector
 from scipy.optimize import minimize
 
+from . import lbfgsb
 from .errors import EvaluationError
 from .goals import CHEMICAL_ACCURACY, Goal
 from .results import VQEResult
@@ -90,6 +92,41 @@ def independent_energy(circuit: QuantumCircuit, goal: Goal, parameters: np.ndarr
         raise EvaluationError(f"independent energy check failed: {exc}") from exc
 
 
+def _record(best: dict, theta: np.ndarray, energy: float, grad: np.ndarray) -> None:
+    """Refuse non-finite engine output; keep the lowest energy and its parameters."""
+    if not (np.isfinite(energy) and np.all(np.isfinite(grad))):
+        raise EvaluationError("the simulator returned a non-finite energy or gradient")
+    if energy < best["energy"]:
+        best.update(energy=float(energy), theta=np.array(theta, dtype=float))
+
+
+def _in_rounds(sim, starts: list[np.ndarray], options: dict, deadline: float, evaluations: list[int],
+               bests: list[dict], truncated: list[bool]) -> None:
+    """Every restart's L-BFGS-B in one thread (``lbfgsb.Restart``): each round of their requested points is one
+    batched engine call, in restart order, exactly the rounds the lockstep threads would form."""
+    try:
+        runs = [lbfgsb.Restart(x0, **options) for x0 in starts]
+        points = [run.ask() for run in runs]
+        active = [r for r, x in enumerate(points) if x is not None]
+        while active:
+            if time.perf_counter() > deadline and all(evaluations[r] for r in active):
+                for r in active:
+                    truncated[r] = True
+                return
+            rows = np.stack([points[r] for r in active])
+            energies, grads = sim.energies_and_gradients(rows)
+            for i, r in enumerate(active):
+                evaluations[r] += 1
+                _record(bests[r], rows[i], energies[i], grads[i])
+                runs[r].tell(energies[i], grads[i])
+                points[r] = runs[r].ask()
+            active = [r for r in active if points[r] is not None]
+    except EvaluationError:
+        raise
+    except Exception as exc:
+        raise EvaluationError(f"the optimizer failed: {exc}") from exc
+
+
 def score_vqe(circuit: QuantumCircuit, goal: Goal, *, restarts: int | None = None, seed: int = 0,
               maxiter: int | None = None, tol: float | None = None, engine: str | None = None,
               settings: VQESettings | None = None) -> VQEResult:
@@ -115,17 +152,12 @@ def _score_vqe(circuit, goal, *, restarts, seed, maxiter, tol, engine, settings)
     options = {"maxiter": maxiter, "maxfun": 4 * maxiter, "ftol": settings.ftol, "gtol": settings.gtol}
 
     def work(r: int, lockstep: Lockstep) -> None:
-        best = bests[r]
-
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             if evaluations[r] and time.perf_counter() - start > settings.max_seconds:
                 raise _OutOfTime
             evaluations[r] += 1
             energy, grad = lockstep.request(r, theta)
-            if not (np.isfinite(energy) and np.all(np.isfinite(grad))):
-                raise EvaluationError("the simulator returned a non-finite energy or gradient")
-            if energy < best["energy"]:
-                best.update(energy=energy, theta=np.array(theta, dtype=float))
+            _record(bests[r], theta, energy, grad)
             return energy, grad
 
         x0 = initial_point(p, r, seed, small=settings.small_init)
@@ -141,7 +173,11 @@ def _score_vqe(circuit, goal, *, restarts, seed, maxiter, tol, engine, settings)
         except Exception as exc:
             raise EvaluationError(f"the optimizer failed: {exc}") from exc
 
-    run_restarts(restarts, work, sim.energies_and_gradients)
+    if p and lbfgsb.available():
+        starts = [initial_point(p, r, seed, small=settings.small_init) for r in range(restarts)]
+        _in_rounds(sim, starts, options, start + settings.max_seconds, evaluations, bests, truncated)
+    else:
+        run_restarts(restarts, work, sim.energies_and_gradients)
     done = [r for r in range(restarts) if bests[r]["theta"] is not None]
     if not done:
         raise EvaluationError(f"no energy was evaluated within the time budget of {settings.max_seconds:g} s")
