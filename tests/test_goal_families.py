@@ -256,3 +256,14 @@ def test_goals_list_shows_every_family_and_geometry():
     names = {row["name"] for row in family_rows()}
     assert {"tfim-RxC", "heisenberg-open-RxC", "xxz-ladder-C", "j1j2-N", "hubbard-L", "hubbard-open-RxC"} <= names
     assert "j1j2-RxC" not in names
+
+
+def test_a_20_qubit_hubbard_goal_is_exact_in_its_sector_without_the_whole_space():
+    goal = get_goal("hubbard-open-10")  # sector 5+5: 63,504 states instead of 2^20
+    assert goal.num_qubits == 20 and goal.num_particles == (5, 5)
+    summary = goal.summary()
+    assert summary["full_space_energy"] is None and "not computed above 16 qubits" in summary["full_space_note"]
+    # free fermions on the open chain (U = 0): 2 spins x sum of the 5 lowest -2 t cos(pi k / 11); the interaction
+    # lowers that (the half-filled Fermi sea has <(n_up - 1/2)(n_down - 1/2)> = 0) by at most U L / 4 = 10
+    free = 2 * sum(-2 * np.cos(np.pi * k / 11) for k in range(1, 6))
+    assert free - 10 < summary["exact_energy"] < free

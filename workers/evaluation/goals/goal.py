@@ -26,6 +26,8 @@ from .hardware_options import HardwareOptions
 DEFAULT_MAX_DEPTH = 50
 DEFAULT_ALLOWED_GATES: tuple[str, ...] = ("rx", "ry", "rz", "h", "x", "cx", "cz", "rzz")
 CHEMICAL_ACCURACY = 1.6e-3  # Hartree
+FULL_SPACE_SUMMARY_QUBITS = 16
+"""``summary()`` compares a sector goal's energy with the whole space's minimum up to this many qubits."""
 LABEL_ORDER = ("Qiskit little-endian: the rightmost character of a label acts on qubit 0; coefficients are real "
                "(the imaginary parts of a Hermitian Pauli sum are zero)")
 _GOAL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -244,7 +246,11 @@ class Goal:
             "members": [m.name for m in self.members],
             "extrapolate_to": self.extrapolate_to,
         }
-        if self.num_particles is not None:
+        if self.num_particles is not None and self.num_qubits > FULL_SPACE_SUMMARY_QUBITS:
+            out["full_space_energy"] = None
+            out["full_space_note"] = (f"the whole-space minimum is not computed above {FULL_SPACE_SUMMARY_QUBITS} "
+                                      "qubits (a 2^n sparse matrix); the sector's energy is exact")
+        elif self.num_particles is not None:
             full = self.full_space_energy
             out["full_space_energy"] = full
             out["full_space_note"] = (
