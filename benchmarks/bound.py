@@ -12,7 +12,7 @@ fastest form measured here:
 
 The engine is timed end to end through ``StatevectorEngine.energies_and_gradients`` (angles, half-angle factors,
 buffers, the compiled call, the chain rule), at batch 1 and at the VQE's lockstep batch (one row per restart).
-Times are the minimum over ``repeats`` calls of the calling thread's CPU time (``time.thread_time``): on a shared
+Times are the minimum over ``repeats`` calls (engine and bound parts measured round-robin) of the calling thread's CPU time (``time.thread_time``): on a shared
 machine wall-clock time also counts the time other processes hold the core; CPU time does not, and the minimum
 filters out most of the remaining noise (cache thrashing by neighbours).
 """
@@ -40,7 +40,7 @@ from tests.ansatz_library import hea_ry_rz
 from workers.evaluation.goals import get_goal
 from workers.evaluation.simulation import jit
 from workers.evaluation.simulation.block import half_angle_factors
-from workers.evaluation.simulation.engines import make_engine
+from workers.evaluation.simulation.engines import blas_threads, make_engine
 
 CASES = [
     ("lih", "EfficientSU2 reps 2", lambda: efficient_su2(12, reps=2)),
@@ -51,36 +51,39 @@ LOCKSTEP_BATCH = 4
 """The VQE's default restarts, all evaluated in one call per round."""
 
 
-def best_seconds(call, repeats: int) -> float:
-    call()  # warm-up (compilation, caches)
-    times = []
+def best_seconds(calls: dict, repeats: int) -> dict:
+    """Minimum CPU seconds of each callable, measured round-robin so all see the same machine conditions."""
+    for call in calls.values():
+        call()  # warm-up (compilation, caches)
+    times: dict = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.thread_time()
-        call()
-        times.append(time.thread_time() - start)
-    return min(times)
+        for name, call in calls.items():
+            start = time.thread_time()
+            call()
+            times[name].append(time.thread_time() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
-def engine_cost(engine, batch: int, repeats: int, seed: int = 0) -> float:
-    """Seconds per evaluation (per row) of ``energies_and_gradients`` at ``batch`` rows."""
-    thetas = np.random.default_rng(seed).uniform(0, 2 * np.pi, (batch, engine.program.num_parameters))
-    return best_seconds(lambda: engine.energies_and_gradients(thetas), repeats) / batch
-
-
-def lower_bound(engine, batch: int, repeats: int, seed: int = 0) -> dict:
-    """Seconds per row of one H psi and of one pass of the gates, and the bound H + 3 passes."""
+def engine_and_bound(engine, batch: int, repeats: int, seed: int = 0) -> dict:
+    """Seconds per row: the engine end to end, one H psi (compiled or SciPy), one compiled pass of the gates, and
+    the bound H + 3 passes."""
     kernel = engine._gates
     thetas = np.random.default_rng(seed).uniform(0, 2 * np.pi, (batch, engine.program.num_parameters))
     cos, sin = half_angle_factors(engine.program.angles(thetas))
     tape = kernel.tape
     psi, mu, energy = kernel._buffers(batch)
-    gates = best_seconds(lambda: jit.forward(tape.ops, tape.ipool, tape.cpool, cos, sin, psi, kernel.dim), repeats)
-    compiled_h = best_seconds(lambda: jit.hamiltonian(*kernel.csr, psi, mu, energy, kernel.dim), repeats)
     h, psi_t = engine.hamiltonian, np.empty((kernel.dim, batch), dtype=complex)
-    scipy_h = best_seconds(lambda: h @ psi_t, repeats)
-    h_best = min(compiled_h, scipy_h)
-    return {"gates_pass": gates / batch, "h_psi": h_best / batch, "bound": (h_best + 3 * gates) / batch,
-            "h_psi_compiled": compiled_h / batch, "h_psi_scipy": scipy_h / batch}
+    t = best_seconds({
+        "engine": lambda: engine.energies_and_gradients(thetas),
+        "gates": lambda: jit.forward(tape.ops, tape.ipool, tape.cpool, cos, sin, psi, kernel.dim),
+        "compiled_h": lambda: jit.hamiltonian(*kernel.csr, psi, mu, energy, kernel.dim),
+        "scipy_h": lambda: h @ psi_t,
+    }, repeats)
+    h_best = min(t["compiled_h"], t["scipy_h"])
+    bound = h_best + 3 * t["gates"]
+    return {"engine": t["engine"] / batch, "gates_pass": t["gates"] / batch, "h_psi": h_best / batch,
+            "bound": bound / batch, "h_psi_compiled": t["compiled_h"] / batch, "h_psi_scipy": t["scipy_h"] / batch,
+            "ratio": t["engine"] / bound}
 
 
 def measure_case(goal_name: str, label: str, circuit, *, repeats: int) -> dict:
@@ -88,10 +91,9 @@ def measure_case(goal_name: str, label: str, circuit, *, repeats: int) -> dict:
     engine = make_engine(circuit, goal.hamiltonian, kernel="compiled")
     row = {"goal": goal_name, "ansatz": label, "qubits": circuit.num_qubits, "parameters": circuit.num_parameters,
            "gates": len(engine.program.ops)}
-    for batch in (1, LOCKSTEP_BATCH):
-        cost = engine_cost(engine, batch, repeats)
-        bound = lower_bound(engine, batch, repeats)
-        row[f"batch{batch}"] = dict(bound, engine=cost, ratio=cost / bound["bound"])
+    with blas_threads(1):  # as while scoring
+        for batch in (1, LOCKSTEP_BATCH):
+            row[f"batch{batch}"] = engine_and_bound(engine, batch, repeats)
     return row
 
 

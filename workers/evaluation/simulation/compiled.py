@@ -7,6 +7,8 @@ most lattices), which halves its memory traffic.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy import sparse
 
@@ -39,17 +41,21 @@ class CompiledKernel:
         self.program, self.dim = program, 2**program.num_qubits
         self.tape = build_tape(program)
         self.csr = csr_arrays(hamiltonian)
+        self._scratch = threading.local()
+        """psi and mu of the last batch size, per thread (the results are always fresh arrays)."""
 
     def _buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Split psi and mu, (rows, 2, dim + PAD) each, in one allocation with mu shifted by ``SKEW`` floats.
 
         Planes that start on the same address modulo 4 KiB (page-aligned arrays, planes 2**n apart) make stores to
         one falsely alias loads from the other; the padding keeps every plane on a different offset."""
-        size = rows * 2 * (self.dim + PAD)
-        flat = np.empty(2 * size + SKEW)
-        psi = flat[:size].reshape(rows, 2, self.dim + PAD)
-        mu = flat[size + SKEW:].reshape(rows, 2, self.dim + PAD)
-        return psi, mu, np.empty(rows)
+        scratch = self._scratch.__dict__
+        if scratch.get("rows") != rows:  # reused while the batch size stays (a VQE's rounds): no page faults
+            size = rows * 2 * (self.dim + PAD)
+            flat = np.empty(2 * size + SKEW)
+            scratch.update(rows=rows, psi=flat[:size].reshape(rows, 2, self.dim + PAD),
+                           mu=flat[size + SKEW:].reshape(rows, 2, self.dim + PAD))
+        return scratch["psi"], scratch["mu"], np.empty(rows)
 
     def energies(self, phis: np.ndarray) -> np.ndarray:
         t = self.tape
