@@ -69,12 +69,13 @@ def test_a_candidate_that_patches_numpy_and_qiskit_cannot_fake_its_energy():
     ("x = = 1\n", "error", "SyntaxError"),
     ("from qiskit import QuantumCircuit\ndef create_ansatz(n):\n    return QuantumCircuit(n + 1)\n",
      "invalid", "expected 4"),
-    ("from qiskit import QuantumCircuit\ndef create_ansatz(n):\n    qc = QuantumCircuit(n)\n    qc.h(0)\n"
-     "    return qc\n", "invalid", "Parameter"),
+    (("from qiskit import QuantumCircuit\ndef create_ansatz(n):\n    qc = QuantumCircuit(n)\n    qc.h(0)\n"
+      "    return qc\n"), "invalid", "Parameter"),
     ("", "error", "no code"),
 ])
 def test_failures_stop_the_cascade_with_a_status_and_a_message(code, status, fragment):
-    config = dataclasses.replace(FAST, sandbox=SandboxConfig(wall_seconds=3, cpu_seconds=3))
+    # the CPU limit stops the loop; the wall limit leaves room for a slow interpreter start on a loaded machine
+    config = dataclasses.replace(FAST, sandbox=SandboxConfig(wall_seconds=30, cpu_seconds=3))
     result = evaluate_code(code, get_goal("tfim-4"), config=config)
     assert result.status == status
     assert result.vqe is None and result.reward.seed_reward == 0.0
@@ -91,7 +92,7 @@ def test_prepare_then_score_equals_evaluate_code():
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
 
 
 def test_qmind_evaluate_json_contract(tmp_path):

@@ -13,6 +13,7 @@ the optional hardware stage for goals that ask for it: ``hardware.py``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -20,17 +21,12 @@ from collections.abc import Callable
 from qiskit import QuantumCircuit
 
 from . import results as R
-from .barren import check_barren_plateau, scaling_sizes
-from .errors import EvaluationError
-from .fingerprint import circuit_fingerprint
+from .barren import scaling_sizes
 from .goals import Goal
-from .hardware import score_hardware
-from .liveness import constant_energy_message
-from .rewards import compute_rewards
+from .guard import GuardLimit, StageFailed, TrustedConfig, run_guarded
 from .sandbox import SandboxConfig, load_circuit, run_candidate
-from .transfer import member_problem, score_set, set_sizes
-from .verify import verify_circuit
-from .vqe import score_vqe
+from .stages import check_circuits, failure_message, finish, public_sandbox, score_stages, warm_up
+from .transfer import set_sizes
 
 _SANDBOX_STATUS = {"error": R.STATUS_ERROR, "timeout": R.STATUS_TIMEOUT, "resource": R.STATUS_RESOURCE}
 
@@ -53,12 +49,16 @@ class EvaluationConfig:
     """Seeded random restarts of the VQE optimiser."""
     engine: str = "auto"
     """Simulator for energies and gradients: auto, statevector or aer."""
+    trusted: TrustedConfig = dataclasses.field(default_factory=TrustedConfig)
+    """Time and memory limits of the trusted stages (verification, BP check, VQE), each in a guarded child."""
 
     @classmethod
     def from_env(cls) -> EvaluationConfig:
-        """Defaults overridden by QMIND_BP_SAMPLES, QMIND_VQE_RESTARTS, QMIND_ENGINE and QMIND_SANDBOX_*."""
+        """Defaults overridden by QMIND_BP_SAMPLES, QMIND_VQE_RESTARTS, QMIND_ENGINE, QMIND_SANDBOX_* and
+        QMIND_TRUSTED_*."""
         return cls(
             sandbox=SandboxConfig.from_env(),
+            trusted=TrustedConfig.from_env(),
             bp_samples=int(os.environ.get("QMIND_BP_SAMPLES", "200")),
             restarts=int(os.environ.get("QMIND_VQE_RESTARTS", "4")),
             engine=os.environ.get("QMIND_ENGINE", "auto"),
@@ -82,38 +82,28 @@ class Prepared:
     timings: dict = dataclasses.field(default_factory=dict)
 
 
-def _finish(status: str, goal: Goal, seed: int, stage: str, timings: dict, *, errors=(), verification=None, bp=None,
-            vqe=None, sandbox=None, fingerprint=None, hardware=None, goal_set=None) -> R.EvaluationResult:
-    # a goal set's energy is its worst member's: normalised by that member's Hamiltonian
-    energy_goal = next((m for m in goal.members if goal_set and m.name == goal_set.worst_member), goal)
-    reward = compute_rewards(status, verification, bp, vqe, goal, hardware=hardware, energy_goal=energy_goal)
-    return R.EvaluationResult(status=status, errors=tuple(errors), stage=stage, goal=goal.name,
-                              verification=verification, bp=bp, vqe=vqe, reward=reward, sandbox=sandbox,
-                              hardware=hardware, goal_set=goal_set,
-                              seed=seed, timings={k: round(v, 4) for k, v in timings.items()},
-                              fingerprint=fingerprint)
+_finish = finish
 
 
-def _check_liveness(circuit: QuantumCircuit, goal: Goal, verification: R.VerificationResult,
-                    seed: int) -> R.VerificationResult:
-    """``verification`` failed with a message when no Parameter changes the energy (``liveness.py``)."""
+def _load(box: R.SandboxResult, goal: Goal) -> tuple[dict, str | None]:
+    """num_qubits -> circuit for every size that loads (goal's size first), or a message when the goal's does not.
+    ``load_circuit`` checks and trial-loads the hostile bytes in a limited child first."""
     try:
-        message = constant_energy_message(circuit, goal.hamiltonian, seed=seed)
-    except EvaluationError as exc:
-        message = f"the circuit cannot be simulated: {exc}"
-    if message is None:
-        return verification
-    return dataclasses.replace(verification, ok=False, errors=verification.errors + (message,))
-
-
-def _goal_at(goal: Goal, n: int) -> Goal:
-    """The goal (or the goal set's member) at ``n`` qubits."""
-    same = [m for m in goal.members if m.num_qubits == n]
-    return same[0] if same else (goal.members[0] if goal.is_set else goal).at_size(n)
+        circuits = {goal.num_qubits: load_circuit(box.circuits_qpy[goal.num_qubits])}
+    except Exception as exc:  # noqa: BLE001 - EvaluationError, a missing size, anything: the candidate's verdict
+        return {}, f"the circuit returned by create_ansatz({goal.num_qubits}) could not be read: {exc}"
+    for n, blob in box.circuits_qpy.items():
+        if n != goal.num_qubits:
+            try:
+                circuits[n] = load_circuit(blob)
+            except Exception:  # noqa: BLE001,S112 - an unreadable extra size is left out of the fit
+                continue
+    return circuits, None
 
 
 def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None) -> Prepared:
-    """Sandboxed build at every size the BP check needs, deserialisation, verification and fingerprint."""
+    """Sandboxed build at every size the BP check (and a goal set) needs, deserialisation, then, in a guarded child,
+    verification, the liveness check, the other sizes' verification and the fingerprint."""
     config = config or EvaluationConfig()
     timings: dict[str, float] = {}
     if not isinstance(code, str) or not code.strip():
@@ -126,105 +116,58 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
     if goal.is_set:
         sizes += [n for n in set_sizes(goal) if n not in sizes]
     t = time.perf_counter()
-    box = run_candidate(code, sizes, config=config.sandbox)
+    box = public_sandbox(run_candidate(code, sizes, config=config.sandbox))
     timings["sandbox"] = time.perf_counter() - t
     if box.status != "ok":
         status = _SANDBOX_STATUS.get(box.status, R.STATUS_ERROR)
         return Prepared(goal, seed, sandbox=box, result=_finish(status, goal, seed, "sandbox", timings,
                                                                 errors=[box.error or box.status], sandbox=box))
     t = time.perf_counter()
+    circuits, problem = _load(box, goal)
+    if problem is not None:
+        return Prepared(goal, seed, sandbox=box, result=_finish(R.STATUS_ERROR, goal, seed, "sandbox", timings,
+                                                                sandbox=box, errors=[problem]))
+    warm_up()
     try:
-        circuit = load_circuit(box.circuits_qpy[goal.num_qubits])
-    except (EvaluationError, KeyError) as exc:
-        return Prepared(goal, seed, sandbox=box, result=_finish(
-            R.STATUS_ERROR, goal, seed, "sandbox", timings, sandbox=box,
-            errors=[f"the circuit returned by create_ansatz({goal.num_qubits}) could not be read: {exc}"]))
-    verification = verify_circuit(circuit, goal)
-    if verification.ok:
-        verification = _check_liveness(circuit, goal, verification, seed)
+        verification, passed, fingerprint, refused, problem = run_guarded(
+            check_circuits, circuits, goal, seed, box, limits=config.trusted.verify_limits())
+    except (GuardLimit, StageFailed) as exc:
+        status = R.STATUS_RESOURCE if isinstance(exc, GuardLimit) else R.STATUS_ERROR
+        return Prepared(goal, seed, sandbox=box, result=_finish(status, goal, seed, "verify", timings, sandbox=box,
+                                                                errors=[failure_message("verify", exc)]))
     timings["verify"] = time.perf_counter() - t
-    if not verification.ok:
+    if refused:
+        box = public_sandbox(dataclasses.replace(box, size_errors={
+            **box.size_errors, **{n: f"the circuit at this size fails verification: {m}" for n, m in refused.items()}}))
+    if not verification.ok or problem:
+        errors = verification.errors if not verification.ok else [problem]
         return Prepared(goal, seed, sandbox=box, verification=verification, result=_finish(
-            R.STATUS_INVALID, goal, seed, "verify", timings, errors=verification.errors,
-            verification=verification, sandbox=box))
-    circuits = {goal.num_qubits: circuit}
-    for n, blob in box.circuits_qpy.items():
-        if n == goal.num_qubits:
-            continue
-        try:
-            other = load_circuit(blob)
-        except EvaluationError:
-            continue
-        # other sizes must have the right width and gates; the depth limit is the goal's own size's business
-        if verify_circuit(other, dataclasses.replace(_goal_at(goal, n), max_depth=10**9)).ok:
-            circuits[n] = other
-    problem = member_problem(circuits, box, goal) if goal.is_set else None
-    if problem:
-        return Prepared(goal, seed, sandbox=box, verification=verification, result=_finish(
-            R.STATUS_INVALID, goal, seed, "verify", timings, errors=[problem], verification=verification,
-            sandbox=box))
-    try:
-        fingerprint = circuit_fingerprint(circuit)
-    except EvaluationError:
-        fingerprint = None
-    return Prepared(goal, seed, circuit=circuit, circuits=circuits, verification=verification, sandbox=box,
-                    fingerprint=fingerprint, timings=timings)
-
-
-def _with_hardware(prepared: Prepared, stage: str, timings: dict, *, bp, vqe, own=None,
-                   **common) -> R.EvaluationResult:
-    """A valid result, after the hardware stage when the goal asks for it (routed cost always, the noisy energy
-    at the best parameters of the goal's own circuit, ``own`` (default ``vqe``), when VQE ran)."""
-    goal, seed = prepared.goal, prepared.seed
-    own = own or vqe
-    hardware = None
-    if goal.hardware is not None:
-        t = time.perf_counter()
-        try:
-            hardware = score_hardware(prepared.circuit, goal, own.best_parameters if own is not None else None,
-                                      seed=seed)
-        except EvaluationError as exc:
-            return _finish(R.STATUS_ERROR, goal, seed, "hardware", timings, errors=[str(exc)], bp=bp, vqe=vqe,
-                           **common)
-        timings["hardware"] = time.perf_counter() - t
-    return _finish(R.STATUS_VALID, goal, seed, stage, timings, bp=bp, vqe=vqe, hardware=hardware, **common)
+            R.STATUS_INVALID, goal, seed, "verify", timings, errors=errors, verification=verification, sandbox=box))
+    return Prepared(goal, seed, circuit=circuits[goal.num_qubits], verification=verification, sandbox=box,
+                    circuits={n: c for n, c in circuits.items() if n in passed}, fingerprint=fingerprint,
+                    timings=timings)
 
 
 def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.EvaluationResult:
-    """Barren-plateau check, then VQE, then rewards, for a prepared candidate."""
+    """Barren-plateau check, VQE (every member of a goal set), the hardware stage when the goal asks for it, then
+    rewards, for a prepared candidate, in a guarded child (time and memory limits from ``config.trusted``): a limit
+    or a crash is a ``resource`` verdict with a message, never a hang."""
     if prepared.result is not None:
         return prepared.result
     config = config or EvaluationConfig()
     goal, seed, timings = prepared.goal, prepared.seed, dict(prepared.timings)
-    common = {"verification": prepared.verification, "sandbox": prepared.sandbox, "fingerprint": prepared.fingerprint}
-    bp = None
-    if config.run_bp:
-        t = time.perf_counter()
-        try:
-            bp = check_barren_plateau(prepared.circuits, goal, samples=config.bp_samples, seed=seed)
-        except EvaluationError as exc:
-            return _finish(R.STATUS_ERROR, goal, seed, "bp", timings, errors=[str(exc)], **common)
-        timings["bp"] = time.perf_counter() - t
-        if bp.has_barren_plateau and config.stop_on_barren_plateau:
-            # valid, but not worth optimising: bp.reason says why; the energy reward stays 0
-            return _with_hardware(prepared, "bp", timings, bp=bp, vqe=None, **common)
-    vqe = own = None
-    if config.run_vqe:
-        t = time.perf_counter()
-        try:
-            if goal.is_set:
-                vqe, common["goal_set"], own = score_set(prepared.circuits, goal, restarts=config.restarts,
-                                                         seed=seed, engine=config.engine)
-            else:
-                vqe = score_vqe(prepared.circuit, goal, restarts=config.restarts, seed=seed, engine=config.engine)
-        except EvaluationError as exc:
-            return _finish(R.STATUS_ERROR, goal, seed, "vqe", timings, errors=[str(exc)], bp=bp, **common)
-        timings["vqe"] = time.perf_counter() - t
-        if vqe.below_exact:
-            return _finish(R.STATUS_FLAGGED, goal, seed, "vqe", timings, bp=bp, vqe=vqe, **common,
-                           errors=[(f"energy {vqe.energy:.10f} is below the exact ground energy "
-                                   f"{vqe.exact_energy:.10f}: a simulator bug or an exploit; not rewarded")])
-    return _with_hardware(prepared, "done", timings, bp=bp, vqe=vqe, own=own, **common)
+    common = {"verification": prepared.verification, "sandbox": None, "fingerprint": prepared.fingerprint}
+    t = time.perf_counter()
+    try:
+        result = run_guarded(functools.partial(score_stages, config=config), prepared.circuit, prepared.circuits,
+                             goal, seed, timings, common, limits=config.trusted.score_limits())
+    except (GuardLimit, StageFailed) as exc:
+        stage = getattr(exc, "stage", "") or ("bp" if config.run_bp else "vqe")
+        status = R.STATUS_RESOURCE if isinstance(exc, GuardLimit) else R.STATUS_ERROR
+        timings["score"] = time.perf_counter() - t
+        return _finish(status, goal, seed, stage if stage in ("bp", "vqe", "hardware") else "bp", timings,
+                       errors=[failure_message(stage, exc)], **dict(common, sandbox=prepared.sandbox))
+    return dataclasses.replace(result, sandbox=prepared.sandbox)
 
 
 def reuse_scores(prepared: Prepared, bp: R.BarrenPlateauResult | None, vqe: R.VQEResult | None, *,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import faulthandler
 import io
+import math
 import os
 import re
 import resource
@@ -126,6 +127,14 @@ def _clean(exc: BaseException) -> str:
     return " | ".join(lines)[:400]
 
 
+def trial_cpu_seconds(size: int, timeout: float) -> int:
+    """CPU seconds the trial load may use: 1 s + 1 s per MiB (started) (honest QPY loads at ~0.06 s per MiB), at most the
+    wall timeout. A nested definition that claims millions of qubits makes the reader loop once per claimed qubit,
+    and under the address-space limit Qiskit's allocator (mimalloc) retries a failing 1 GiB/200 MiB reservation on
+    every allocation (~10^6 failed mmap calls, 10-30 s); this budget stops such a load after a few seconds."""
+    return max(1, min(int(timeout) + 1, 1 + math.ceil(size / (1 << 20))))
+
+
 def _trial_load(data: bytes, *, memory_bytes: int, timeout: float) -> None:
     """Load ``data`` in a forked child under an address-space and CPU limit; raise if that child fails."""
     from qiskit import QuantumCircuit, qpy
@@ -146,7 +155,7 @@ def _trial_load(data: bytes, *, memory_bytes: int, timeout: float) -> None:
             limit = vm + memory_bytes if hard == resource.RLIM_INFINITY else min(hard, vm + memory_bytes)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            cpu = int(timeout) + 1
+            cpu = trial_cpu_seconds(len(data), timeout)
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             programs = qpy.load(io.BytesIO(data))
             if len(programs) != 1 or type(programs[0]) is not QuantumCircuit:
@@ -183,7 +192,12 @@ def _trial_load(data: bytes, *, memory_bytes: int, timeout: float) -> None:
     if not finished:
         raise EvaluationError(f"circuit data could not be loaded within {timeout:g} s")
     if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name
+        if sig in (signal.SIGXCPU, signal.SIGKILL):
+            raise EvaluationError(f"circuit data could not be loaded: the loader crashed ({name}): it needed more "
+                                  f"than {trial_cpu_seconds(len(data), timeout)} s of CPU time for {len(data)} "
+                                  "bytes (a nested definition claiming far more qubits or gates than it holds)")
         raise EvaluationError(f"circuit data could not be loaded: the loader crashed ({name}); the data is "
                               f"malformed or needs more than {memory_bytes >> 20} MiB of memory")
     if reply.startswith(b"err:"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import random
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -37,7 +38,10 @@ IGNORED = frozenset({"barrier"})
 MAX_EXPRESSION_PARAMETERS = 64
 """Parameters one angle expression may depend on (bounds the cost of checking hostile expressions)."""
 MAX_EXPRESSION_CHARS = 1000
-"""Longest angle expression (as text) accepted; deeply nested expressions cost seconds to differentiate."""
+"""Longest angle expression (as text) accepted, checked before any evaluation."""
+MAX_ANGLE = 1e6
+"""Largest magnitude of a numeric angle, an angle's constant part or a Parameter's coefficient."""
+_RANDOM = random.SystemRandom()  # secret check points: an expression cannot be made affine only where it is checked
 _SINGLE = {"I": np.eye(2, dtype=complex), "X": np.array([[0, 1], [1, 0]], dtype=complex),
            "Y": np.array([[0, -1j], [1j, 0]]), "Z": np.diag([1.0, -1.0]).astype(complex)}
 
@@ -66,7 +70,7 @@ def affine_form(value, cache: dict | None = None) -> tuple[dict[Parameter, float
     caller pay once for an expression a circuit reuses (Parameter names are unique within a circuit).
     """
     if not isinstance(value, ParameterExpression):
-        return {}, _real(value, "the angle")
+        return {}, _bounded(_real(value, "the angle"), "the angle")
     params = list(value.parameters)
     if len(params) > MAX_EXPRESSION_PARAMETERS:
         raise AngleError(f"an angle depends on {len(params)} Parameters; at most {MAX_EXPRESSION_PARAMETERS} "
@@ -87,34 +91,54 @@ def affine_form(value, cache: dict | None = None) -> tuple[dict[Parameter, float
     return _affine(value, params, full)
 
 
+def _evaluate(value: ParameterExpression, point: dict, text: str) -> float:
+    try:
+        return _real(value.bind(point).numeric(), f"the angle {text}")
+    except AngleError:
+        raise
+    except Exception as exc:  # qiskit raises assorted errors for division by zero, overflow, NaN binding, ...
+        raise AngleError(f"the angle {text} cannot be evaluated ({exc}); angles must be finite real numbers "
+                         f"or linear expressions of Parameters") from exc
+
+
 def _affine(value: ParameterExpression, params: list, text: str) -> tuple[dict[Parameter, float], float]:
+    """Numerically, never symbolically: the offset and the coefficients from len(params) + 1 evaluations, then the
+    affine form must reproduce the expression at three secret random points. The cost is a fixed number of
+    evaluations of an expression whose size was bounded before (a symbolic gradient of a short nested polynomial
+    ran for minutes in native code)."""
     if len(text) > 200:
         text = text[:200] + "..."
     if not params:
-        return {}, _real(value.numeric(), f"the angle {text}")
+        return {}, _bounded(_real(_numeric(value, text), f"the angle {text}"), f"the angle {text}")
+    zero = {p: 0.0 for p in params}
+    offset = _bounded(_evaluate(value, zero, text), f"the constant part of the angle {text}")
     coeffs: dict[Parameter, float] = {}
-    try:
-        for p in params:
-            grad = value.gradient(p)
-            if isinstance(grad, ParameterExpression):
-                if grad.parameters:
-                    raise AngleError(
-                        f"the angle {text} is not a linear function of its Parameters (d/d{p.name} = {grad}); "
-                        f"use Parameters directly or linear expressions such as 2*theta, theta + phi, -theta/2")
-                grad = grad.numeric()
-            coeffs[p] = _real(grad, f"the coefficient of {p.name} in the angle {text}")
-        offset = _real(value.bind({p: 0.0 for p in params}).numeric(), f"the constant part of the angle {text}")
-        # defence in depth: the affine form must reproduce the expression at a generic point
-        point = {p: 0.3183 + 0.271 * i for i, p in enumerate(params)}
-        got = _real(value.bind(point).numeric(), f"the angle {text}")
-    except AngleError:
-        raise
-    except Exception as exc:  # qiskit raises assorted errors for division by zero, NaN binding, ...
-        raise AngleError(f"the angle {text} cannot be evaluated as a real number: {exc}") from exc
-    want = offset + sum(c * point[p] for p, c in coeffs.items())
-    if abs(got - want) > 1e-9 * max(1.0, abs(got), *(abs(c) for c in coeffs.values())):
-        raise AngleError(f"the angle {text} is not a linear function of its Parameters")
+    for p in params:
+        coeffs[p] = _bounded(_evaluate(value, {**zero, p: 1.0}, text) - offset,
+                             f"the coefficient of {p.name} in the angle {text}")
+    scale = max(1.0, abs(offset), *(abs(c) for c in coeffs.values()))
+    for _ in range(3):
+        point = {p: _RANDOM.uniform(-7.0, 7.0) for p in params}
+        got = _evaluate(value, point, text)
+        want = offset + sum(c * point[p] for p, c in coeffs.items())
+        if abs(got - want) > 1e-8 * scale * (1 + 7 * len(params)):
+            raise AngleError(f"the angle {text} is not a linear function of its Parameters; use Parameters "
+                             f"directly or linear expressions such as 2*theta, theta + phi, -theta/2")
     return coeffs, offset
+
+
+def _numeric(value: ParameterExpression, text: str):
+    try:
+        return value.numeric()
+    except Exception as exc:
+        raise AngleError(f"the angle {text} cannot be evaluated as a real number: {exc}") from exc
+
+
+def _bounded(number: float, what: str) -> float:
+    if abs(number) > MAX_ANGLE:
+        raise AngleError(f"{what} is {number:.6g}; angles and their coefficients must be at most {MAX_ANGLE:g} in "
+                         f"magnitude (angles are periodic: reduce them modulo 2*pi)")
+    return number
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
