@@ -222,3 +222,16 @@ def test_every_genome_field_round_trips_through_the_program_text():
     program = propose(goal, 0.9, seed=2)
     assert Genome.from_dict(genes(program.code)) == program.genome
     assert dataclasses.replace(program.genome) == parent_genome(program.code)
+
+
+@pytest.mark.parametrize("name", ["xy-4", "xy-6", "xy-open-5"])
+def test_programs_for_the_xy_model_have_parameters_that_change_the_energy(name):
+    # XX/YY hopping from a computational basis state keeps the energy at 0 for every parameter value (sublattice
+    # parity + real circuits): the generator must not start pure-hopping ansaetze from such a state.
+    from workers.evaluation.liveness import constant_energy_message
+    goal = get_goal(name)
+    for seed in range(12):
+        for temperature in DEFAULT_TEMPERATURES:
+            code = propose(goal, temperature, seed=seed).code
+            qc = build_circuits(code, [goal.num_qubits])[goal.num_qubits]
+            assert constant_energy_message(qc, goal.hamiltonian) is None, code

@@ -196,7 +196,17 @@ class Options:
             order = (["hf"] if s.occupied else []) + ["zero", "plus", "neel"]
         if not s.occupied:
             order = [i for i in order if i != "hf"]
+        if kind != "hea" and self._pure_hopping():
+            # XX/YY hopping alone flips the sign of the energy under the sublattice parity prod Z_odd, and the
+            # circuits are real: from a computational basis state the energy is then 0 for every parameter value
+            # (the cascade refuses such a circuit). A dimer (singlet) start breaks that symmetry.
+            order = [i for i in order if i not in ("neel", "zero", "hf")] or ["singlet"]
         return [i for i in order if self.writer.can_init(i)]
+
+    def _pure_hopping(self) -> bool:
+        """The goal's operator has only XX/YY couplings and no fields (the XY model)."""
+        s = self.shape
+        return not s.fields and bool(s.two_body) and set(s.two_body) <= {"xx", "yy"}
 
     def gene_options(self, kind: str) -> dict[str, list]:
         """Option lists for every gene that matters for ``kind``."""
