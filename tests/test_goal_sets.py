@@ -167,3 +167,27 @@ def test_the_discovery_loop_runs_on_a_goal_set(tmp_path):
     with session_scope(engine) as s:
         rows = s.execute(select(Evaluation).where(Evaluation.status == "valid")).scalars().all()
     assert rows and all(r.set_mean_error is not None and r.set_details["members"] for r in rows)
+
+
+def test_the_hardware_stage_of_a_set_measures_the_first_members_circuit_at_its_own_parameters():
+    pytest.importorskip("qiskit_ibm_runtime", reason="the hardware stage needs the 'hardware' extra")
+    from workers.evaluation.goals.hardware_options import HardwareOptions
+
+    goal = dataclasses.replace(get_goal("tfim-open-4+6"), hardware=HardwareOptions(shots=1000))
+    result = evaluate_code(hva_program(goal), goal, config=FAST)
+    assert result.status == "valid", result.errors
+    assert len(result.hardware.layout) == 4 and result.hardware.noisy_energy is not None
+    first = result.goal_set.members[0]
+    assert first["name"] == "tfim-open-4" and result.hardware.noisy_error > first["error"]
+
+
+def test_goals_list_shows_the_set_syntax_and_the_curves():
+    from typer.testing import CliRunner
+
+    from scheduler.cli import app as cli_app
+
+    result = CliRunner().invoke(cli_app, ["goals", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    sets = {r["name"]: r for r in json.loads(result.stdout)["goals"] if r["kind"] == "set"}
+    assert {"GOAL+SIZE+...", "h2-curve", "lih-curve"} <= set(sets)
+    assert sets["h2-curve"]["hamiltonian"].startswith(f"{len(get_goal('h2-curve').members)} bond lengths")

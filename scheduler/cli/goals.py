@@ -37,6 +37,22 @@ def family_rows() -> list[dict]:
     return rows
 
 
+def set_rows() -> list[dict]:
+    """Goal sets: the '+' syntax and one row per committed dissociation curve."""
+    from workers.evaluation.goals.goal_set import curve_names
+
+    rows = [{"name": "GOAL+SIZE+...", "kind": "set", "qubits": "each member's",
+             "hamiltonian": "one program on every member: worst and mean error, and the error at a larger lattice "
+                            "(e.g. tfim-4+6+8, tfim-2x2+2x3, h2+lih)", "params": {}}]
+    curves = sorted({m.rsplit("-", 1)[0] for m in molecule_names() if m.rsplit("-", 1)[-1].replace(".", "").isdigit()
+                     and "." in m.rsplit("-", 1)[-1]})
+    for mol in curves:
+        points = curve_names(f"{mol}-curve", molecule_names())
+        rows.append({"name": f"{mol}-curve", "kind": "set", "qubits": str(molecule_data(points[0])["num_qubits"]),
+                     "hamiltonian": f"{len(points)} bond lengths, {points[0]} .. {points[-1]}", "params": {}})
+    return rows
+
+
 @goals_app.command("list")
 def list_goals(
     file: str = typer.Option(None, "--file", "-f", help="Also list the goals of this YAML file."),
@@ -49,6 +65,7 @@ def list_goals(
         rows.append({"name": mol, "kind": "molecule", "qubits": str(data["num_qubits"]),
                      "hamiltonian": f"{len(data['electronic_terms'])} Pauli terms, "
                                     f"{sum(data.get('num_particles') or [])} electrons", "params": {}})
+    rows += set_rows()
     if file:
         try:
             for g in load_goal_file(file):
