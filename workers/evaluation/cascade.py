@@ -24,6 +24,7 @@ from . import results as R
 from .barren import scaling_sizes
 from .goals import Goal
 from .guard import GuardLimit, StageFailed, TrustedConfig, run_guarded
+from .hardware import preload_backend
 from .sandbox import SandboxConfig, load_circuit, run_candidate
 from .stages import check_circuits, failure_message, finish, public_sandbox, score_stages, warm_up
 from .transfer import set_sizes
@@ -157,6 +158,8 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
     config = config or EvaluationConfig()
     goal, seed, timings = prepared.goal, prepared.seed, dict(prepared.timings)
     common = {"verification": prepared.verification, "sandbox": None, "fingerprint": prepared.fingerprint}
+    if goal.hardware is not None:  # loaded here, once per worker: every forked child inherits it (several seconds)
+        preload_backend(goal.hardware.backend)
     t = time.perf_counter()
     try:
         result = run_guarded(functools.partial(score_stages, config=config), prepared.circuit, prepared.circuits,

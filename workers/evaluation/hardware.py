@@ -49,6 +49,14 @@ def load_backend(name: str):
     return classes[name]()
 
 
+def preload_backend(name: str) -> None:
+    """Load ``name`` into this process's cache if it can be (the stage itself reports why it cannot)."""
+    try:
+        load_backend(name)
+    except EvaluationError:
+        pass
+
+
 def _local_target(target, physical: list[int]):
     """A Target on ``physical`` qubits only, renumbered 0..k-1 in that order, with their calibration."""
     from qiskit.transpiler import Target
