@@ -23,20 +23,14 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from ..results import STATUS_ERROR, STATUS_RESOURCE, STATUS_TIMEOUT, SandboxResult
+from . import ipc
 from . import isolation as iso
 from .config import SandboxConfig
 from .process import Identity, Outcome, kill_tree, run_process, sandbox_pids
 from .qpy_guard import DEFAULT_MAX_CIRCUIT_BYTES, SAFE_QPY_VERSIONS, load_circuit
 
-__all__ = [
-    "DEFAULT_MAX_CIRCUIT_BYTES",
-    "SAFE_QPY_VERSIONS",
-    "IsolationStatus",
-    "SandboxConfig",
-    "isolation_status",
-    "load_circuit",
-    "run_candidate",
-]
+__all__ = ["DEFAULT_MAX_CIRCUIT_BYTES", "SAFE_QPY_VERSIONS", "IsolationStatus", "SandboxConfig", "isolation_status",
+           "load_circuit", "run_candidate"]
 
 log = logging.getLogger("qmind.sandbox")
 STATUS_OK = "ok"
@@ -207,6 +201,8 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
         "max_circuit_bytes": config.max_circuit_bytes, "qpy_version": _qpy_version(),
     }
     workdir = iso.make_workdir(uid) if mode == FALLBACK else None
+    ipc_uid = (uid if root else os.getuid()) if mode == FALLBACK else None
+    ipc_before = set() if root or ipc_uid is None else ipc.objects(ipc_uid)  # a slot uid owns nothing of ours
     opened: list[int] = []
     try:
         code_fd = _memfd("qmind-candidate", source)
@@ -233,7 +229,9 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
                                                          iso.seccomp_program("no_exec")) if p])
             argv = []
             env = iso.sandbox_env(workdir)
-        argv += [interp.executable, *_PY_FLAGS, "-c", _runner_source(), json.dumps(runner_cfg)]
+        opened.append(cfg_fd := _memfd("qmind-config", json.dumps(runner_cfg).encode()))
+        pass_fds.append(cfg_fd)
+        argv += [interp.executable, *_PY_FLAGS, "-c", _runner_source(), str(cfg_fd)]
 
         def ident_for(proc: subprocess.Popen) -> Identity:
             if mode == BWRAP:
@@ -252,6 +250,8 @@ def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, 
             os.close(fd)
         if workdir is not None:
             iso.remove_workdir(workdir)
+        if ipc_uid is not None:  # the fallback shares the host's IPC namespace
+            ipc.remove_new(ipc_uid, ipc_before)
 
 
 def _sys_path(interp: iso.Interpreter, config: SandboxConfig) -> list[str]:

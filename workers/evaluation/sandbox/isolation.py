@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import SandboxError
-from . import seccomp
+from . import seccomp, tree
 from .config import SandboxConfig
 
 log = logging.getLogger("qmind.sandbox")
@@ -243,17 +243,9 @@ def make_workdir(uid: int | None) -> str:
 
 
 def remove_workdir(path: str) -> None:
-    """Delete the fallback's directory, including sub-directories the candidate made unreadable (never following
-    a symlink it planted)."""
-    if not is_root():
-        for root, dirs, _files in os.walk(path):
-            for name in dirs:
-                full = os.path.join(root, name)
-                if not os.path.islink(full):
-                    with contextlib.suppress(OSError):
-                        os.chmod(full, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
-    if os.path.lexists(path):
+    """Delete the fallback's directory: iterative and fd-relative (``tree.remove_tree``), so any depth, names past
+    PATH_MAX and directories the candidate made unreadable are removed, and a planted symlink is never followed."""
+    if not tree.remove_tree(path):
         log.error("sandbox: could not remove %s", path)
 
 

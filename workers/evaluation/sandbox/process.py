@@ -20,6 +20,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from . import tree
+
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICKS = os.sysconf("SC_CLK_TCK")
 _READ_CHUNK = 1 << 16
@@ -71,15 +73,52 @@ def _read(path: str) -> bytes | None:
 
 
 def _stat(pid: int) -> tuple[str, int, float, int] | None:
-    """(state, pgrp, cpu seconds, anonymous rss bytes) of a process, None when gone."""
+    """(state, pgrp, cpu seconds, memory bytes) of a process, None when gone. Memory is ``_memory(pid)``."""
     raw = _read(f"/proc/{pid}/stat")
-    statm = _read(f"/proc/{pid}/statm")
-    if raw is None or statm is None:
+    if raw is None:
         return None
     fields = raw[raw.rfind(b")") + 2:].split()
+    mem = _memory(pid)
+    if mem is None:
+        return None
+    return fields[0].decode(), int(fields[2]), (int(fields[11]) + int(fields[12])) / _TICKS, mem
+
+
+def _memory(pid: int) -> int | None:
+    """Pss_Anon + Pss_Shmem of a process (``smaps_rollup``): private memory plus its share of shared anonymous
+    memory, SysV/POSIX shared memory and mapped memfds, so memory shared across processes counts once in the sum
+    and never zero times. Where smaps_rollup cannot be read, anonymous RSS from statm."""
+    rollup = _read(f"/proc/{pid}/smaps_rollup")
+    if rollup:
+        total, seen = 0, 0
+        for line in rollup.splitlines():
+            if line.startswith((b"Pss_Anon:", b"Pss_Shmem:")):
+                total += int(line.split()[1]) * 1024
+                seen += 1
+        if seen == 2:
+            return total
+    statm = _read(f"/proc/{pid}/statm")
+    if statm is None:
+        return None
     mem = statm.split()
-    anon = max(int(mem[1]) - int(mem[2]), 0) * _PAGE if len(mem) > 2 else 0
-    return fields[0].decode(), int(fields[2]), (int(fields[11]) + int(fields[12])) / _TICKS, anon
+    return max(int(mem[1]) - int(mem[2]), 0) * _PAGE if len(mem) > 2 else 0
+
+
+def memfd_bytes(pid: int) -> int:
+    """Bytes held by memfds (and other deleted tmpfs files) a process has open but may never have mapped."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds[:4096]:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("/memfd:") or target.endswith(" (deleted)"):
+                total += os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512
+        except OSError:
+            continue
+    return total
 
 
 def _children(pid: int) -> list[int]:
@@ -146,25 +185,9 @@ def sandbox_pids(ident: Identity, *, init_pid: int | None = None, pidns: str | N
 
 
 def disk_usage(root: str, *, max_entries: int) -> tuple[int, int]:
-    """(bytes allocated, entries) under ``root``, never following symlinks; stops counting at ``max_entries``."""
-    used, entries, stack = 0, 0, [root]
-    while stack and entries < max_entries:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    used += max(st.st_blocks * 512, 4096)
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    if entries >= max_entries:
-                        break
-        except OSError:
-            continue
-    return used, entries
+    """(bytes allocated, entries) under ``root``: iterative, fd-relative (paths beyond PATH_MAX count), no symlinks
+    followed; stops counting at ``max_entries``."""
+    return tree.usage(root, max_entries=max_entries)
 
 
 def _pidns(pid: int) -> str | None:
@@ -237,6 +260,7 @@ def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ..
     deadline = start + wall_seconds
     next_check = start + poll
     exited_at = None
+    polls, files = 0, 0
     try:
         while open_fds:
             now = time.monotonic()
@@ -280,11 +304,15 @@ def run_process(argv: list[str], *, env: dict[str, str], pass_fds: tuple[int, ..
                 next_check = time.monotonic() + poll
                 pids = sandbox_pids(ident, init_pid=init_pid, full_scan=init_pid is None)
                 mem = cpu = 0.0
+                polls += 1
                 for pid in pids:
                     st = _stat(pid)
                     if st:
                         mem += st[3]
                         cpu = max(cpu, st[2])
+                if polls % 5 == 1:  # open memfds, once a second (the seccomp filter refuses memfd_create)
+                    files = sum(memfd_bytes(pid) for pid in pids)
+                mem += files
                 out.peak_memory = max(out.peak_memory, int(mem))
                 out.peak_processes = max(out.peak_processes, len(pids))
                 out.max_cpu_seconds = max(out.max_cpu_seconds, cpu)

@@ -207,15 +207,19 @@ def _print_traceback(exc):
         pass
 
 
-def _prepare(cfg):
-    """Everything before the candidate runs. Returns what _run_candidate needs."""
-    fd = cfg["code_fd"]
+def _read_all(fd):
+    """Everything in the memfd ``fd`` (closed afterwards)."""
     os.lseek(fd, 0, os.SEEK_SET)
     chunks = []
     while chunk := os.read(fd, 1 << 16):
         chunks.append(chunk)
     os.close(fd)
-    code = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def _prepare(cfg):
+    """Everything before the candidate runs. Returns what _run_candidate needs."""
+    code = _read_all(cfg["code_fd"])
 
     drop = cfg.get("drop")
     if drop:  # keep reaching the interpreter's directories after the uid change (e.g. a prefix under /root)
@@ -364,7 +368,7 @@ def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
 
 def main():
     try:
-        cfg = json.loads(sys.argv[1])
+        cfg = json.loads(_read_all(int(sys.argv[1])))  # over a memfd: host paths and pids stay out of argv
         candidate_path, abi, qc_class, qpy, io = _prepare(cfg)
         _send(cfg["result_fd"], b"S", 0, json.dumps({"landlock": abi, "uid": os.getuid(),
                                                      "pid": _OWN_PID}).encode())

@@ -32,6 +32,7 @@ _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
 _RET_K = 0x06
+_AND_K = 0x54
 RET_KILL_PROCESS = 0x80000000
 RET_ALLOW = 0x7FFF0000
 _RET_ERRNO = 0x00050000
@@ -68,6 +69,11 @@ SYSCALLS = {
         "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
         "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_open": 434,
         "clone3": 435, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
+        "mmap": 9, "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
+        "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
+        "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+        "inotify_init": 253, "inotify_add_watch": 254, "inotify_rm_watch": 255, "inotify_init1": 294,
+        "fanotify_mark": 301, "memfd_create": 319, "memfd_secret": 447,
     },
     "aarch64": {
         "lookup_dcookie": 18, "umount2": 39, "mount": 40, "pivot_root": 41, "nfsservctl": 42, "vhangup": 58,
@@ -82,6 +88,11 @@ SYSCALLS = {
         "pidfd_send_signal": 424, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
         "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
         "pidfd_open": 434, "clone3": 435, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
+        "mmap": 222, "inotify_init1": 26, "inotify_add_watch": 27, "inotify_rm_watch": 28, "mq_open": 180,
+        "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
+        "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189, "semget": 190, "semctl": 191,
+        "semtimedop": 192, "semop": 193, "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197,
+        "fanotify_mark": 263, "memfd_create": 279, "memfd_secret": 447,
     },
 }
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -98,7 +109,18 @@ ALWAYS_DENIED = (
     "io_uring_register", "acct", "swapon", "swapoff", "reboot", "syslog", "quotactl", "quotactl_fd",
     "open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "vhangup", "fanotify_init", "settimeofday",
     "clock_settime", "clock_adjtime", "adjtimex", "nfsservctl", "uselib", "iopl", "ioperm", "modify_ldt",
+    *("memfd_create", "memfd_secret"),
+    *("shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semctl",
+      "semtimedop"),
+    *("mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"),
+    *("inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch", "fanotify_mark"),
 )
+"""Also denied: shared memory the memory watchdog cannot attribute to a process (memfd, SysV shm, POSIX message
+queues; SysV objects also outlive the run), SysV semaphores and message queues (they outlive the run too), and
+inotify/fanotify (watching other processes' file activity). Neither Python, numpy, scipy nor Qiskit needs them to
+build a circuit (the scientific-stack import test runs under this filter)."""
+MAP_SHARED = 0x01
+MAP_ANONYMOUS = 0x20
 # Extra denials when there are no namespaces (the fallback): no leaving the process group, no signals or pidfds.
 FALLBACK_DENIED = ("setsid", "setpgid", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
                    "pidfd_send_signal", "pidfd_open")
@@ -149,6 +171,14 @@ def _rule_deny_flags(nr: int, arg: int, mask: int) -> list:
     return [_ins(_JEQ_K, nr, 0, len(body))] + body
 
 
+def _rule_deny_all_flags(nr: int, arg: int, mask: int) -> list:
+    """if nr == NR: EPERM when args[arg] has every bit of ``mask`` (mmap: MAP_SHARED | MAP_ANONYMOUS, shared
+    anonymous memory that survives in other processes), else allow."""
+    body = [_ins(_LD_W_ABS, _arg_low(arg)), _ins(_AND_K, mask), _ins(_JEQ_K, mask, 0, 1),
+            _ins(_RET_K, _errno(errno.EPERM)), _ins(_RET_K, RET_ALLOW)]
+    return [_ins(_JEQ_K, nr, 0, len(body))] + body
+
+
 def build_program(mode: str, arch: str | None = None) -> list[tuple[int, int, int, int]]:
     """The filter for ``mode`` (one of MODES) as a list of (code, jt, jf, k) instructions."""
     if mode not in MODES:
@@ -168,6 +198,7 @@ def build_program(mode: str, arch: str | None = None) -> list[tuple[int, int, in
         prog += _rule_deny(nrs["clone3"], errno.ENOSYS)
         prog += _rule_deny_flags(nrs["clone"], 0, CLONE_NEW_MASK)
         prog += _rule_allow_only(nrs["personality"], 0, (PERSONALITY_QUERY,))
+        prog += _rule_deny_all_flags(nrs["mmap"], 3, MAP_SHARED | MAP_ANONYMOUS)
         if mode == "bwrap":
             prog += _rule_allow_only(nrs["socket"], 0, (AF_UNIX,))
         else:
@@ -208,6 +239,8 @@ def evaluate(program: list[tuple[int, int, int, int]], nr: int, args: tuple[int,
         code, jt, jf, k = program[pc]
         if code == _LD_W_ABS:
             acc = words[k]
+        elif code == _AND_K:
+            acc &= k
         elif code == _RET_K:
             return k
         elif code in (_JEQ_K, _JGE_K, _JSET_K):
