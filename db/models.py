@@ -233,3 +233,24 @@ class Evaluation(Base):
                 "set_extrapolation_qubits", "set_extrapolation_error", "seed_reward",
                 "shaped_reward", "attempts", "worker_host")
         return {k: getattr(self, k) for k in keys}
+
+
+
+
+class TaskLease(Base):
+    """A task message a live worker holds (reserved or running), and until when. The worker's heartbeat renews
+    the leases of everything it holds every third of QMIND_LEASE_TTL_S and drops those it no longer holds.
+    Unfinished work with no live lease and no message waiting in the queue lost its worker (or its message):
+    the waiting submitter submits it again."""
+
+    __tablename__ = "task_leases"
+
+    task: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The Celery task name of the message, e.g. ``qmind.evaluate_candidate``."""
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """What the message is about: the candidate id of an evaluation, ``run_id:goal_id:iteration`` of a
+    generation."""
+    worker: Mapped[str] = mapped_column(String(256))
+    """Celery node name and process id of the worker that holds it, e.g. ``cpu1@host:1234``."""
+    acquired_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import pathlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +65,25 @@ def redact(url: str | URL) -> str:
         return (url if isinstance(url, URL) else make_url(url)).render_as_string(hide_password=True)
     except (ArgumentError, ValueError, TypeError):
         return "<unreadable database URL>"
+
+
+def store_label(url: str | URL) -> str:
+    """A short, file-name-safe name of one store, e.g. ``sqlite-qmind-3f2a1c`` or ``postgresql-test-9b04de``:
+    backend and database name, then a hash of where it lives (an SQLite file's absolute path; a server's host,
+    port and database), so two stores never share a label and one store always gets the same."""
+    parsed = normalise_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file:")
+        where = database if in_memory else str(pathlib.Path(database).resolve())
+        name = "memory" if in_memory else pathlib.Path(database).stem
+    else:
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+        name = parsed.database or "db"
+    digest = hashlib.sha256(f"{backend}://{where}".encode()).hexdigest()[:6]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{backend}-{name}").strip("-.")
+    return f"{slug}-{digest}"
 
 
 def _sqlite_read_only_url(url: URL) -> URL:

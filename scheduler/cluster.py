@@ -23,6 +23,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.launch import node_name
+
 #: The project root (parent of the ``scheduler`` package): children import the project from here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,13 +108,13 @@ def plan(*, cpu_workers: int, concurrency: int | None, gpus: int, flower: bool,
     cli = (sys.executable, "-m", "scheduler.cli")
     specs = []
     for i in range(1, cpu_workers + 1):
-        node = f"cpu{i}@{host}"
+        node = node_name("cpu", i, host)
         argv = (*cli, "worker", "--queues", "cpu", "--hostname", node)
         if concurrency:
             argv += ("--concurrency", str(concurrency))
         specs.append(ProcessSpec(f"cpu{i}", argv, node))
     for g in range(gpus):
-        node = f"gpu{g}@{host}"
+        node = node_name("gpu", g, host)
         specs.append(ProcessSpec(f"gpu{g}", (*cli, "worker", "--queues", "gpu", "--gpu", str(g), "--hostname", node),
                                  node))
     if flower:

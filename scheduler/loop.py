@@ -1,8 +1,8 @@
 """The discovery loop: goals in, candidates through the queue, what was learned back into the prompt.
 
 Each iteration, for every goal not yet solved: build K prompts whose CONTEXT is the memory of this goal and its
-neighbouring sizes; submit one generation task (``gpu`` queue) with all K prompts; fan the candidates out to
-evaluation tasks (``cpu`` queue: sandbox -> verify -> barren-plateau check -> VQE, each stage stopping a candidate
+neighbouring sizes; submit one generation task with all K prompts (``gpu`` queue for a model, ``cpu`` for the
+procedural generator); fan the candidates out to evaluation tasks (``cpu`` queue: sandbox -> verify -> barren-plateau check -> VQE, each stage stopping a candidate
 that fails it; renamed copies of scored circuits re-use their scores); record the iteration; stop early once the
 target error is reached. Baselines are scored once per goal (their evaluations are keyed by code hash, so a later
 run pays nothing for them).
@@ -18,18 +18,20 @@ import dataclasses
 import pathlib
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine, select
 
 from db import writes
 from db.migrate import ensure_schema
 from db.models import Evaluation, Run
-from db.session import session_scope
+from db.session import session_scope, store_label
 from workers.app import app as celery_app
 from workers.app import current_config
 from workers.evaluation.goals import Goal, goal_from_spec
 from workers.evaluation.results import SCORER_VERSION
+from workers.launch import QueueWatch, generation_queue
 from workers.store import get_engine
 from workers.submit import submit_evaluations, submit_generation, wait_for_batches, wait_for_evaluations
 
@@ -67,13 +69,14 @@ class DiscoveryConfig:
     evaluation_timeout_s: float = 3600.0
     """How long to wait for one iteration's evaluations before giving up (resume later)."""
     report_root: str = "reports"
-    """Directory under which each run writes ``run-<id>/``."""
+    """Directory under which each run writes ``<store-label>/run-<id>/`` (``db.session.store_label``: runs of
+    different stores never share a folder)."""
 
     def to_settings(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> "DiscoveryConfig":
+    def from_settings(cls, settings: dict[str, Any]) -> DiscoveryConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in settings.items() if k in known})
 
@@ -111,7 +114,7 @@ class DiscoveryLoop:
 
     def __init__(self, goals: list[Goal], config: DiscoveryConfig, *, engine: Engine | None = None,
                  resume_run_id: int | None = None, progress: LoopProgress | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, fail_without_workers: bool = False) -> None:
         self.config = config
         self.goals = goals
         self.engine = engine or get_engine(current_config(celery_app))
@@ -121,6 +124,7 @@ class DiscoveryLoop:
         self.goal_ids: dict[str, int] = {}
         self.run_id: int | None = None
         self.solved: set[str] = set()
+        self.fail_without_workers = fail_without_workers
 
     # ---- setup ---------------------------------------------------------------------------------------------------
     def _start(self) -> int:
@@ -164,7 +168,12 @@ class DiscoveryLoop:
             return statuses
         tickets = submit_evaluations(candidate_ids, seed=self.config.seed, engine=self.engine)
         return wait_for_evaluations(tickets, timeout_s=self.config.evaluation_timeout_s, engine=self.engine,
-                                    seed=self.config.seed, on_progress=self.progress.update_stage)
+                                    seed=self.config.seed, on_progress=self.progress.update_stage,
+                                    watch=self._watch(current_config(celery_app).cpu_queue, "cpu"))
+
+    def _watch(self, queue: str, kind: str) -> QueueWatch:
+        """Says within seconds when no worker consumes ``queue`` (or stops the run with --fail-without-workers)."""
+        return QueueWatch(queue, kind, celery_app, self.log, fail=self.fail_without_workers)
 
     def _baselines(self) -> None:
         if not self.config.baselines:
@@ -207,6 +216,9 @@ class DiscoveryLoop:
             submitted.append(goal)
         ids: list[int] = []
         failures = []
+        config = current_config(celery_app)
+        queue = generation_queue(config, str(self.config.generator.get("generator", "procedural")))
+        watch = self._watch(queue, "cpu" if queue == config.cpu_queue else "gpu")
         for goal in submitted:
             def resubmit(lost: list[int], goal: Goal = goal) -> None:  # prompts whose message the broker lost
                 submit_generation(run_id=self.run_id, goal_id=self.goal_ids[goal.name], iteration=iteration,
@@ -216,7 +228,7 @@ class DiscoveryLoop:
             outcomes = wait_for_batches(run_id=self.run_id, goal_id=self.goal_ids[goal.name], iteration=iteration,
                                         prompt_indices=list(range(self.config.prompts_per_iteration)),
                                         timeout_s=self.config.generation_timeout_s, engine=self.engine,
-                                        resubmit=resubmit)
+                                        resubmit=resubmit, queue=queue, watch=watch)
             for o in outcomes:
                 self.progress.advance_stage(o.status)
                 ids += list(o.candidate_ids)
@@ -279,7 +291,7 @@ class DiscoveryLoop:
         return {g.name: self._best_error(g) for g in self.goals}
 
     def summary(self, seconds: float) -> RunSummary:
-        report_dir = pathlib.Path(self.config.report_root) / f"run-{self.run_id}"
+        report_dir = pathlib.Path(self.config.report_root) / store_label(self.engine.url) / f"run-{self.run_id}"
         goals_info, summaries = {}, []
         with session_scope(self.engine) as session:
             run = session.get(Run, self.run_id)

@@ -21,13 +21,14 @@ from storehelpers import free_port
 
 
 class RedisServer:
-    """``redis-server`` as the deploy files run it: password required, AOF on, noeviction."""
+    """``redis-server`` as the deploy files run it: password required, AOF on, noeviction (``persistence=False``:
+    no AOF and no snapshots, as `make test`'s own Redis and many single-host setups run; a restart empties it)."""
 
-    def __init__(self, directory: Path, *, appendfsync: str = "everysec") -> None:
+    def __init__(self, directory: Path, *, appendfsync: str = "everysec", persistence: bool = True) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.fail("redis-server is needed for the fault tests (apt-get install redis-server)")
-        self.exe, self.dir, self.appendfsync = exe, directory, appendfsync
+        self.exe, self.dir, self.appendfsync, self.persistence = exe, directory, appendfsync, persistence
         self.port, self.password = free_port(), secrets.token_hex(12)
         self.log = directory / "redis.log"
         self.proc: subprocess.Popen | None = None
@@ -43,7 +44,7 @@ class RedisServer:
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-                "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
+                "--appendonly", "yes" if self.persistence else "no", "--appendfsync", self.appendfsync, "--save", "",
                 "--maxmemory-policy", "noeviction", "--dir", str(self.dir), "--logfile", str(self.log),
                 "--daemonize", "no"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

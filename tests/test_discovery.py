@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from storehelpers import pg_database, store  # noqa: F401  (fixtures)
 
 from db.models import Candidate, Evaluation, GenerationBatch, Run
-from db.session import session_scope
+from db.session import session_scope, store_label
 from scheduler import history
 from scheduler.baselines import hva_program
 from scheduler.loop import DiscoveryConfig, DiscoveryLoop
@@ -76,7 +76,8 @@ def test_a_short_discovery_runs_end_to_end_in_eager_mode(store, tmp_path):
     goal = summary.goals[0]
     assert goal.best is not None and goal.best["error"] < 1.0
     assert {b["label"] for b in goal.baselines} >= {"HVA", "EfficientSU2-r1", "RealAmplitudes-r3"}
-    report = tmp_path / "reports" / f"run-{loop.run_id}"
+    report = tmp_path / "reports" / store_label(store.url) / f"run-{loop.run_id}"
+    assert summary.report == str(report / "index.html")
     assert (report / "index.html").exists() and len(list(report.glob("*.png"))) == 3
 
 
@@ -196,7 +197,7 @@ def test_procedural_search_improves_on_a_weak_start(tmp_path):
 
 
 def cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], capture_output=True, text=True, check=False,
                           timeout=600, env={**os.environ, **FAST_ENV, "PYTHONPATH": ROOT, **(env or {})}, cwd=cwd)
 
 

@@ -15,6 +15,7 @@ from db.session import make_engine, session_scope
 from scheduler.cli import app as cli_app
 from workers.app import EVALUATE_TASK, GENERATE_TASK, app, configure
 from workers.config import QueueConfig, QueueConfigError
+from workers.launch import retry_delay
 
 VALID = """from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
@@ -95,7 +96,7 @@ def test_the_broker_password_is_hidden_in_messages():
 
 def test_retry_delays_grow_exponentially_up_to_the_cap():
     config = QueueConfig(retry_backoff_s=1, retry_backoff_max_s=10)
-    delays = [[config.retry_delay(n) for _ in range(50)] for n in range(6)]
+    delays = [[retry_delay(config, n) for _ in range(50)] for n in range(6)]
     assert all(0.5 <= d <= 1 for d in delays[0]) and all(2 <= d <= 4 for d in delays[2])
     assert all(5 <= d <= 10 for d in delays[5])
 

@@ -115,12 +115,11 @@ def count_evaluations(engine) -> int:
         return s.execute(select(func.count()).select_from(Evaluation)).scalar_one()
 
 
-def test_a_run_completes_on_real_gpu_and_cpu_workers(bench):
+def test_a_run_completes_on_cpu_workers_alone_with_the_model_free_generator(bench):
     from workers.submit import evaluate_candidates, submit_generation, wait_for_batches
 
-    gpu = bench.worker(queues="gpu")
     cpu = bench.worker(queues="cpu", concurrency=2)
-    gpu.wait_ready(), cpu.wait_ready()
+    cpu.wait_ready()
     with session_scope(bench.engine) as s:
         goal_id = add_goal(s, "tfim-4")
         run_id = writes.create_run(s, goal_names=["tfim-4"], generator="procedural", seed=5)
@@ -129,7 +128,7 @@ def test_a_run_completes_on_real_gpu_and_cpu_workers(bench):
         submit_generation(run_id=run_id, goal_id=goal_id, iteration=iteration, prompts=prompts,
                           generator={"generator": "procedural"})
         batches = wait_for_batches(run_id=run_id, goal_id=goal_id, iteration=iteration, prompt_indices=[0, 1],
-                                   timeout_s=120)
+                                   timeout_s=120, queue=bench.env["QMIND_QUEUE_PREFIX"] + "cpu")
         assert [b.status for b in batches] == ["done", "done"], [b.error for b in batches]
         ids = [c for b in batches for c in b.candidate_ids]
         statuses = evaluate_candidates(ids, timeout_s=300)
@@ -142,7 +141,7 @@ def test_a_run_completes_on_real_gpu_and_cpu_workers(bench):
         run = s.get(Run, run_id)
         assert run.status == "completed" and run.iteration == 1 and run.ended_at is not None
         batches = s.execute(select(GenerationBatch)).scalars().all()
-        assert len(batches) == 4 and {b.worker_host for b in batches} == {gpu.name}
+        assert len(batches) == 4 and {b.worker_host for b in batches} == {cpu.name}
         keys = s.execute(select(func.count(func.distinct(Candidate.code_sha256)))
                          .where(Candidate.code.is_not(None))).scalar_one()
         evaluations = s.execute(select(Evaluation)).scalars().all()
@@ -274,7 +273,7 @@ def test_each_task_kind_lands_only_in_its_own_queue(bench):
     [cid] = seed_candidates(bench.engine, [variant(7)])
     submit_evaluations([cid])
     submit_generation(run_id=1, goal_id=1, iteration=0, prompts=[{"prompt_index": 0}],
-                      generator={"generator": "procedural"})
+                      generator={"generator": "transformers"})  # a model: the gpu queue
     client = redis_lib.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
     prefix = bench.env["QMIND_QUEUE_PREFIX"]
     assert client.llen(f"{prefix}{prefix}cpu") == 1 and client.llen(f"{prefix}{prefix}gpu") == 1
@@ -319,6 +318,8 @@ def _take_like_a_consumer_that_died(bench, kind: str = "cpu") -> bytes:
 
 
 def test_an_evaluation_whose_message_the_broker_lost_is_found_through_the_store_and_done_once(bench):
+    from db import leases
+    from workers.app import EVALUATE_TASK
     from workers.reconcile import _decode, broker_messages
     from workers.submit import resubmit_lost_evaluations, submit_evaluations, wait_for_evaluations
 
@@ -333,16 +334,23 @@ def test_an_evaluation_whose_message_the_broker_lost_is_found_through_the_store_
         assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [], "nothing was lost: nothing resubmitted"
 
         lost = _decode(_take_like_a_consumer_that_died(bench))[1][0]
-        # a second delivery that did get recorded as unacknowledged (kombu's own format) is in flight, not lost
+        # a second delivery that did get recorded as unacknowledged (kombu's own format) is in flight in a live
+        # worker, which holds a lease on it (its heartbeat): not lost
         in_flight = _take_like_a_consumer_that_died(bench)
+        in_flight_id = _decode(in_flight)[1][0]
         client.hset(prefix + "unacked", "tag-in-flight",
                     json.dumps([json.loads(in_flight), prefix + "cpu", prefix + "cpu"]))
+        with session_scope(bench.engine) as s:
+            leases.hold(s, "cpu-alive@test:1", {(EVALUATE_TASK, str(in_flight_id))}, ttl_s=120)
         assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [lost]
         assert client.llen(_queue_key(bench)) == 4, "three left plus the resubmitted one"
         assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [], "resubmitted once, not again"
 
-        client.lpush(_queue_key(bench), in_flight)  # the visibility timeout gives it back, as kombu would
-        client.hdel(prefix + "unacked", "tag-in-flight")
+        with session_scope(bench.engine) as s:  # that worker dies: no more lease, its delivery stays in unacked
+            leases.release_all(s, "cpu-alive@test:1")
+        assert resubmit_lost_evaluations(tickets, confirm_s=0.1) == [in_flight_id], \
+            "a dead worker's delivery does not wait for the visibility timeout"
+        client.hdel(prefix + "unacked", "tag-in-flight")  # (it would come back then, and find the verdict)
         lost_again = _decode(_take_like_a_consumer_that_died(bench))[1][0]
         # the waiting submitter finds this one by itself (every QMIND_RECONCILE_EVERY_S) while a worker runs
         bench.worker(concurrency=1).wait_ready()
@@ -362,10 +370,10 @@ def test_a_generation_whose_message_the_broker_lost_is_handed_back_for_resubmiss
     prompts = [{"prompt_index": i, "memory_context": "", "seed": i} for i in range(2)]
     with configured_app({**bench.env, "QMIND_RECONCILE_EVERY_S": "0.5"}):
         submit_generation(run_id=run_id, goal_id=goal_id, iteration=0, prompts=prompts,
-                          generator={"generator": "procedural"})
+                          generator={"generator": "transformers"})  # a model: the gpu queue
         handed: list[list[int]] = []
-        wait = dict(run_id=run_id, goal_id=goal_id, iteration=0, prompt_indices=[0, 1], timeout_s=3,
-                    resubmit=handed.append)
+        wait = {"run_id": run_id, "goal_id": goal_id, "iteration": 0, "prompt_indices": [0, 1], "timeout_s": 3,
+                "resubmit": handed.append}
         with pytest.raises(WaitTimeoutError):  # no GPU worker: the message waits in the queue, and is not lost
             wait_for_batches(**wait)
         assert handed == []

@@ -14,6 +14,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from .config import QueueConfig, QueueConfigError
+from .launch import publish_retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,7 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
         # back after the visibility timeout and finds the verdict stored (no wasted work, no attempt counted).
         worker_cancel_long_running_tasks_on_connection_loss=False,
         task_publish_retry=True,
-        task_publish_retry_policy={"max_retries": config.publish_retries, "interval_start": 0.2,
-                                   "interval_step": 0.5, "interval_max": 1.0},
+        task_publish_retry_policy=publish_retry_policy(config),
         worker_send_task_events=config.task_events,
         task_track_started=True,
         worker_hijack_root_logger=False,
@@ -142,3 +142,25 @@ def _fresh_connections(**_kwargs) -> None:
     from .store import forget_engines
 
     forget_engines()
+
+
+@signals.worker_ready.connect
+def _start_leases(sender=None, **_kwargs) -> None:
+    """The worker's heartbeat: leases on every message it holds (``workers.leases``)."""
+    from .leases import start_keeper
+
+    start_keeper(getattr(sender, "hostname", None) or "worker")
+
+
+@signals.task_received.connect
+def _lease_received(request=None, **_kwargs) -> None:
+    from .leases import on_received
+
+    on_received(request)
+
+
+@signals.worker_shutdown.connect
+def _stop_leases(**_kwargs) -> None:
+    from .leases import stop_keeper
+
+    stop_keeper()

@@ -6,8 +6,6 @@ With no ``QMIND_BROKER_URL`` every task runs eagerly in-process (the embedded de
 
 from __future__ import annotations
 
-import math
-import random
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -46,9 +44,12 @@ class QueueConfig(BaseSettings):
         "Redis: seconds before an unacknowledged task is given to another worker; must exceed every hard limit"))
     unacked_restore_interval_s: float = Field(10.0, gt=0, description=(
         "Redis: how often each worker looks for tasks of dead workers past the visibility timeout"))
-    reconcile_every_s: float = Field(60.0, ge=0, description=(
-        "Redis: how often a submitter that waits looks for work whose message the broker lost and submits it "
-        "again (0 = never)"))
+    reconcile_every_s: float = Field(15.0, ge=0, description=(
+        "How often a submitter that waits looks for work whose worker died (lease expired) or whose message the "
+        "broker lost, and submits it again (0 = never)"))
+    lease_ttl_s: float = Field(30.0, gt=0, description=(
+        "Seconds a worker's lease on a message it holds (reserved or running) lasts without its heartbeat, which "
+        "renews it every third of that; a dead worker's work is submitted again once its leases expired"))
     max_attempts: int = Field(3, ge=1, description=(
         "Attempts that die with their worker before an evaluation is marked failed"))
     retry_max: int = Field(8, ge=0, description="Retries of a task after transient broker/database errors")
@@ -89,11 +90,6 @@ class QueueConfig(BaseSettings):
             return self.broker_url
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
-
-    def retry_delay(self, retries: int) -> float:
-        """Exponential backoff with jitter: uniform in [c/2, c], c = min(max, base * 2**retries)."""
-        ceiling = min(self.retry_backoff_max_s, self.retry_backoff_s * math.pow(2, retries))
-        return random.uniform(0.5 * ceiling, ceiling)
 
     def check(self) -> None:
         """Refuse settings that cannot work with a real broker (called at worker start-up and on submit)."""

@@ -1,20 +1,22 @@
-"""Work whose message the broker lost, found through the store and submitted again.
+"""Work whose worker died, or whose message the broker lost, found through the store and submitted again.
 
 Redis has no acknowledgements of its own. kombu's Redis transport takes a message off the queue with BRPOP and
 only afterwards records it as unacknowledged (a second command); a worker killed between the two, or killed while
 the BRPOP reply still sat in its socket, takes the message with it. No worker will run it and no visibility
-timeout brings it back (kombu issue #305). It is rare per delivery but real: in the deploy fault test (5,000 tasks, 6 random SIGKILLs of whole workers) 8 of 20 runs lost one
-or two messages this way (Redis's AOF shows them pushed and popped, never recorded as unacknowledged).
+timeout brings it back (kombu issue #305). In the deploy fault test (5,000 tasks, 6 random SIGKILLs of whole
+workers) 8 of 20 runs lost one or two messages this way. A Redis restarted without persistence loses every
+message; and a whole worker that dies leaves what it had reserved or begun in Redis's unacknowledged set, where
+it returns only after the visibility timeout (an hour by default).
 
-The store knows what must exist, so the submitter closes the gap. A submitted evaluation with no row in the store
-(no attempt ever began) whose message is neither queued nor unacknowledged in Redis, seen so in two scans
-``confirm_s`` apart, is lost, and is submitted again. The queue is read only when Redis holds fewer messages
-(queued + unacknowledged, two O(1) commands) than there are such candidates, so a long backlog costs nothing. That is harmless even when the scan is wrong: evaluations
-are keyed on code + goal + scorer version, and a second message finds the verdict stored. Generation batches
-are reconciled the same way (a prompt without a stored batch and no message of its iteration in Redis).
+The store knows what must exist, and each live worker keeps a lease (``task_leases``, renewed by its heartbeat,
+``workers.leases``) on every message it holds. Unfinished work (no final verdict, or no stored batch) that no
+live worker holds and whose message does not wait in the queue, seen so in two scans ``confirm_s`` apart, is
+lost, and is submitted again. The queue is read only when it holds fewer messages (O(1) commands) than there
+are such candidates, so a long backlog costs nothing. A wrong guess is harmless: evaluations are keyed on
+code + goal + scorer version, and a second message finds the verdict stored.
 
 The waiting submitters (``wait_for_evaluations``, ``wait_for_batches`` with ``resubmit``, hence the discovery
-loop) do this every ``QMIND_RECONCILE_EVERY_S`` (60 s); ``broker_messages`` returns None for an eager app.
+loop) do this every ``QMIND_RECONCILE_EVERY_S`` (15 s); ``broker_messages`` returns None for an eager app.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import redis
 from celery import Celery
 from sqlalchemy import Engine
 
-from db import writes
+from db import leases, writes
+from db.models import FINAL_STATUSES
 from db.queries import evaluation_states
 from db.session import session_scope
 
@@ -76,21 +79,24 @@ def _queue_keys(prefix: str, queue: str) -> list[str]:
     return [prefix + queue] + [f"{prefix}{queue}{_PRIORITY_SEP}{p}" for p in _PRIORITY_STEPS]
 
 
-def broker_count(queue: str, *, celery_app: Celery = app) -> int | None:
-    """Messages queued on ``queue`` plus every unacknowledged delivery (two cheap commands), or None as below."""
+def broker_count(queue: str, *, celery_app: Celery = app, unacked: bool = True) -> int | None:
+    """Messages queued on ``queue`` plus (with ``unacked``) every unacknowledged delivery (cheap commands), or
+    None as below."""
     config = current_config(celery_app)
     client = _redis_client(celery_app)
     if client is None:
         return None
     try:
         return sum(client.llen(k) for k in _queue_keys(config.queue_prefix, queue)) + \
-            client.hlen(config.queue_prefix + "unacked")
+            (client.hlen(config.queue_prefix + "unacked") if unacked else 0)
     finally:
         client.close()
 
 
-def broker_messages(queue: str, *, celery_app: Celery = app) -> list[tuple[str, list]] | None:
-    """Every task message Redis holds for ``queue``, queued or delivered-but-unacknowledged, as (task, args).
+def broker_messages(queue: str, *, celery_app: Celery = app,
+                    unacked: bool = True) -> list[tuple[str, list]] | None:
+    """Every task message Redis holds for ``queue``, queued or (with ``unacked``) delivered-but-unacknowledged,
+    as (task, args).
 
     None when the app is eager (no broker) or the broker URL is not a Redis one.
     """
@@ -105,7 +111,7 @@ def broker_messages(queue: str, *, celery_app: Celery = app) -> list[tuple[str, 
             for start in range(0, length, _SCAN_CHUNK):
                 out += [m for raw in client.lrange(key, start, start + _SCAN_CHUNK - 1) if (m := _decode(raw))]
         cursor = 0
-        while True:  # unacked holds every queue's deliveries: keep this queue's (routing key = queue name)
+        while unacked:  # unacked holds every queue's deliveries: keep this queue's (routing key = queue name)
             cursor, entries = client.hscan(prefix + "unacked", cursor, count=_SCAN_CHUNK)
             for raw in entries.values():
                 try:
@@ -134,45 +140,57 @@ def _confirmed(scan: Callable[[], set], confirm_s: float) -> set:
 
 def lost_evaluations(sent: Mapping[writes.EvaluationKey, int], *, task_names: Iterable[str], queue: str | None = None,
                      confirm_s: float = 2.0, celery_app: Celery = app, engine: Engine) -> list[int]:
-    """Candidate ids among ``sent`` (evaluation key -> the candidate id its message carried) that are lost:
-    no evaluation row, and no message of one of ``task_names`` for that candidate in Redis, twice."""
+    """Candidate ids among ``sent`` (evaluation key -> the candidate id its message carried) whose work is lost:
+    no final verdict, no live worker holding a lease on a message of one of ``task_names`` for it, and no such
+    message waiting in the queue, twice ``confirm_s`` apart.
+
+    That covers a message Redis lost (a worker killed between BRPOP and its unacked record; a Redis restarted
+    without persistence) and the work of a dead worker, begun or only reserved: its leases expired, and its
+    deliveries in Redis's unacknowledged set do not count (they would return only after the visibility timeout,
+    and then find the verdict stored)."""
     config = current_config(celery_app)
     queue = queue or config.cpu_queue
     names = set(task_names)
+    keys = {(k.code_sha256, k.goal_id, k.scorer_version): cid for k, cid in sent.items()}
 
     def scan() -> set[int]:
         with session_scope(engine) as session:
-            have = evaluation_states(session, [(k.code_sha256, k.goal_id, k.scorer_version) for k in sent])
-        missing = {cid for k, cid in sent.items() if (k.code_sha256, k.goal_id, k.scorer_version) not in have}
-        if not missing:
+            states = evaluation_states(session, list(keys))
+            unfinished = {cid for k, cid in keys.items() if states.get(k) not in FINAL_STATUSES}
+            if not unfinished:
+                return set()
+            held = {int(s) for s in leases.live(session, names, [str(c) for c in unfinished])}
+        orphans = unfinished - held
+        # Redis queueing at least as many messages as there are such candidates: most likely they wait there,
+        # and reading a long queue every reconciliation would cost more than it finds. A loss shows once the
+        # queue has drained below that count.
+        queued = broker_count(queue, celery_app=celery_app, unacked=False)
+        if not orphans or queued is None or queued >= len(orphans):
             return set()
-        # Redis holding at least as many messages as there are candidates without a row: most likely nothing is
-        # lost, and reading a long queue every minute would cost more than it finds. Skip the scan; a loss shows
-        # once the queue has drained below the missing count.
-        held_count = broker_count(queue, celery_app=celery_app)
-        if held_count is None or held_count >= len(missing):
-            return set()
-        messages = broker_messages(queue, celery_app=celery_app)
-        if messages is None:
-            return set()
-        held = {args[0] for name, args in messages if name in names and args}
-        return missing - held
+        messages = broker_messages(queue, celery_app=celery_app, unacked=False) or []
+        return orphans - {args[0] for name, args in messages if name in names and args}
 
     return sorted(_confirmed(scan, confirm_s))
 
 
 def lost_generation(*, run_id: int, goal_id: int, iteration: int, missing_prompts: Callable[[], set[int]],
-                    confirm_s: float = 2.0, celery_app: Celery = app) -> set[int]:
-    """Prompt indices of one goal's iteration whose batch is not stored and whose generation message is gone."""
+                    engine: Engine, confirm_s: float = 2.0, celery_app: Celery = app,
+                    queue: str | None = None) -> set[int]:
+    """Prompt indices of one goal's iteration whose batch is not stored, while no live worker holds a lease on the
+    iteration's generation message and none waits in ``queue`` (default: the gpu queue; model-free generation
+    runs on the cpu queue): Redis lost it, or the worker that held it died."""
     from .app import GENERATE_TASK
 
-    config = current_config(celery_app)
+    queue = queue or current_config(celery_app).gpu_queue
 
     def scan() -> set[int]:
         missing = missing_prompts()
         if not missing:
             return set()
-        messages = broker_messages(config.gpu_queue, celery_app=celery_app)
+        with session_scope(engine) as session:  # a live worker holds its message (reserved or running)
+            if leases.live(session, [GENERATE_TASK], [leases.generation_subject(run_id, goal_id, iteration)]):
+                return set()
+        messages = broker_messages(queue, celery_app=celery_app, unacked=False)
         if messages is None:
             return set()
         held: set[int] = set()
@@ -185,8 +203,8 @@ def lost_generation(*, run_id: int, goal_id: int, iteration: int, missing_prompt
 
 
 def describe(resubmitted: list[Any], what: str) -> str:
-    return (f"resubmitted {len(resubmitted)} {what} whose message the broker lost (a worker killed between "
-            f"taking it off the queue and recording it as unacknowledged): {resubmitted[:10]}"
+    return (f"resubmitted {len(resubmitted)} {what} whose worker died or whose message the broker lost (no "
+            f"live lease, nothing queued): {resubmitted[:10]}"
             + (" ..." if len(resubmitted) > 10 else ""))
 
 

@@ -27,6 +27,7 @@ from workers.evaluation.results import SCORER_VERSION
 
 from . import tasks  # noqa: F401  (registers the tasks on the app)
 from .app import app, current_config
+from .launch import QueueWatch, generation_queue, is_transient, publish_retry_policy
 from .store import get_engine
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ def check_broker(celery_app: Celery = app) -> None:
     start = time.monotonic()
     try:
         with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=config.publish_retries, interval_start=0.2, interval_step=0.5,
-                                   interval_max=1.0, timeout=config.broker_connect_timeout_s)
+            conn.ensure_connection(**publish_retry_policy(config), timeout=config.broker_connect_timeout_s)
     except _BROKER_ERRORS as exc:
         raise QueueUnavailableError(
             f"cannot reach the broker at {config.redacted_broker()} after {time.monotonic() - start:.1f} s "
@@ -110,8 +110,9 @@ def submit_evaluations(candidate_ids: Sequence[int], *, seed: int = 0, celery_ap
 
 def resubmit_lost_evaluations(tickets: Sequence[EvaluationTicket], *, seed: int = 0, confirm_s: float = 2.0,
                               celery_app: Celery = app, engine: Engine | None = None) -> list[int]:
-    """Submit again the evaluations among ``tickets`` whose message the broker lost (see ``workers.reconcile``);
-    returns the candidate ids resubmitted. Harmless when nothing was lost: it then submits nothing."""
+    """Submit again the evaluations among ``tickets`` whose message the broker lost or whose worker died (see
+    ``workers.reconcile``); returns the candidate ids resubmitted. Harmless when nothing was lost: it then
+    submits nothing."""
     from .app import EVALUATE_TASK
     from .reconcile import log_resubmitted, lost_evaluations
 
@@ -141,6 +142,23 @@ def _reconcile_safely(step: Callable[..., Any], *args: Any, **kwargs: Any) -> No
         log.warning("looking for lost messages failed (%s: %s); trying again later", type(exc).__name__, exc)
 
 
+def _read_store(read: Callable[[], Any], last: Any) -> Any:
+    """``read()``, or ``last`` when the store is down for a moment (a waiting submitter rides out a database
+    restart as the workers do: they retry, and the wait goes on until its own deadline)."""
+    try:
+        return read()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("the store did not answer (%s: %s); waiting on", type(exc).__name__, exc)
+        return last
+
+
+def _evaluation_states(engine: Engine, keys) -> dict:
+    with session_scope(engine) as session:
+        return evaluation_states(session, list(keys))
+
+
 def _statuses(tickets: Sequence[EvaluationTicket], states: dict) -> dict[int, str]:
     out = {}
     for t in tickets:
@@ -153,7 +171,8 @@ def _statuses(tickets: Sequence[EvaluationTicket], states: dict) -> dict[int, st
 
 def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: float, poll_s: float = 0.25,
                          celery_app: Celery = app, engine: Engine | None = None, seed: int = 0,
-                         on_progress: Callable[[dict[int, str]], None] | None = None) -> dict[int, str]:
+                         on_progress: Callable[[dict[int, str]], None] | None = None,
+                         watch: QueueWatch | None = None) -> dict[int, str]:
     """Poll the store until every ticket's evaluation is final; returns candidate id -> status
     (``no-code`` for candidates without code). Raises WaitTimeoutError after ``timeout_s``.
 
@@ -166,9 +185,9 @@ def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: floa
     keys = {(t.key.code_sha256, t.key.goal_id, t.key.scorer_version) for t in tickets if t.key is not None}
     every = config.reconcile_every_s if not config.eager else 0.0
     next_reconcile = time.monotonic() + every
+    states: dict = {}
     while True:
-        with session_scope(engine) as session:
-            states = evaluation_states(session, list(keys))
+        states = _read_store(lambda: _evaluation_states(engine, keys), states)
         done = {k: s for k, s in states.items() if s in FINAL_STATUSES}
         if on_progress is not None:
             on_progress(_statuses(tickets, states))
@@ -179,6 +198,8 @@ def wait_for_evaluations(tickets: Sequence[EvaluationTicket], *, timeout_s: floa
                                                                       t.key.scorer_version) not in done]
             _reconcile_safely(resubmit_lost_evaluations, unfinished, seed=seed, celery_app=celery_app, engine=engine)
             next_reconcile = time.monotonic() + every
+        if watch is not None:
+            watch.poll()
         time.sleep(poll_s)
     out = _statuses(tickets, states)
     if len(done) < len(keys):
@@ -208,25 +229,29 @@ class BatchOutcome:
 
 def submit_generation(*, run_id: int, goal_id: int, iteration: int, prompts: Sequence[dict],
                       generator: dict[str, Any], celery_app: Celery = app) -> None:
-    """Queue one generation task for all ``prompts`` of one goal and iteration on the ``gpu`` queue."""
+    """Queue one generation task for all ``prompts`` of one goal and iteration: on the ``gpu`` queue for a model,
+    on the ``cpu`` queue for a generator that needs none (``workers.launch.generation_queue``)."""
     from .app import GENERATE_TASK
 
     config = current_config(celery_app)
     check_broker(celery_app)
     _publish(celery_app, GENERATE_TASK, 0, 1, args=(run_id, goal_id, iteration, list(prompts), dict(generator)),
-             queue=config.gpu_queue)
+             queue=generation_queue(config, str(generator.get("generator", "procedural"))))
 
 
 def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indices: Sequence[int],
                      timeout_s: float, poll_s: float = 0.25, celery_app: Celery = app,
                      engine: Engine | None = None,
-                     resubmit: Callable[[list[int]], None] | None = None) -> list[BatchOutcome]:
+                     resubmit: Callable[[list[int]], None] | None = None, queue: str | None = None,
+                     watch: QueueWatch | None = None) -> list[BatchOutcome]:
     """Poll the store until every prompt's batch is stored (done or failed); raises WaitTimeoutError.
 
-    With ``resubmit``, every ``reconcile_every_s`` the prompts whose generation message the broker lost are
-    handed to it (sorted prompt indices) to be submitted again.
+    With ``resubmit``, every ``reconcile_every_s`` the prompts whose generation message the broker lost on
+    ``queue`` (default ``gpu``) are handed to it (sorted prompt indices) to be submitted again. ``watch`` says
+    when no worker consumes the queue.
     """
     config = current_config(celery_app)
+    queue = queue or config.gpu_queue
     engine = engine or get_engine(config)
     deadline = time.monotonic() + timeout_s
     every = config.reconcile_every_s if (resubmit is not None and not config.eager) else 0.0
@@ -243,14 +268,15 @@ def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indice
                     found[i] = BatchOutcome(i, rec.batch_id, rec.candidate_ids, row.status, row.error)
         return found
 
+    found: dict[int, BatchOutcome] = {}
     while True:
-        found = stored()
+        found = _read_store(stored, found)
         if every and len(found) < len(prompt_indices) and time.monotonic() >= next_reconcile:
             from .reconcile import log_resubmitted, lost_generation
 
             def reconcile() -> None:
                 lost = sorted(lost_generation(run_id=run_id, goal_id=goal_id, iteration=iteration,
-                                              celery_app=celery_app,
+                                              celery_app=celery_app, queue=queue, engine=engine,
                                               missing_prompts=lambda: set(prompt_indices) - set(stored())))
                 if lost:
                     resubmit(lost)
@@ -263,6 +289,7 @@ def wait_for_batches(*, run_id: int, goal_id: int, iteration: int, prompt_indice
         if time.monotonic() >= deadline:
             raise WaitTimeoutError(
                 f"{len(prompt_indices) - len(found)} of {len(prompt_indices)} generation batches unfinished after "
-                f"{timeout_s:g} s; are GPU workers running on queue '{current_config(celery_app).gpu_queue}'?",
-                found)
+                f"{timeout_s:g} s; are workers running on queue '{queue}'?", found)
+        if watch is not None:
+            watch.poll()
         time.sleep(poll_s)

@@ -12,10 +12,7 @@ import logging
 import socket
 from typing import Any
 
-import redis.exceptions
 from celery.exceptions import SoftTimeLimitExceeded
-from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from db import writes
 from db.queries import candidate_work
@@ -23,26 +20,15 @@ from db.session import session_scope
 from workers.evaluation.results import SCORER_VERSION
 
 from .app import EVALUATE_TASK, GENERATE_TASK, app, current_config
+from .launch import is_transient, retry_delay
 from .model_version import model_version_fields
 from .store import get_engine
 
 log = logging.getLogger(__name__)
 
-#: Errors worth retrying: the broker or the database blinked. Never raised for a candidate's own failure.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, ConnectionError, TimeoutError, KombuOperationalError,
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, TRANSIENT_ERRORS)
-
-
 def _retry(task, exc: BaseException):
     config = current_config(task.app)
-    delay = config.retry_delay(task.request.retries)
+    delay = retry_delay(config, task.request.retries)
     log.warning("transient error in %s (retry %d/%d in %.1f s): %s", task.name, task.request.retries + 1,
                 config.retry_max, delay, exc)
     return task.retry(exc=exc, countdown=delay, max_retries=config.retry_max)
@@ -104,7 +90,7 @@ def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[st
         with session_scope(engine) as session:
             writes.record_evaluations(session, [(key, payload)])
     except Exception as exc:
-        if _is_transient(exc):
+        if is_transient(exc):
             raise _retry(task, exc) from exc
         raise
     return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": payload["status"],
@@ -150,7 +136,7 @@ def _generate(settings: dict[str, Any], goal_spec: dict, prompts: list[dict]) ->
     except SoftTimeLimitExceeded:
         return [], "generation took longer than the soft time limit"
     except Exception as exc:
-        if _is_transient(exc):
+        if is_transient(exc):
             raise
         log.exception("generator failed")
         return [], f"the generator raised {type(exc).__name__}: {exc}"
@@ -202,7 +188,7 @@ def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: lis
                 out.append({"prompt_index": i, "batch_id": rec.batch_id, "candidate_ids": list(rec.candidate_ids),
                             "status": status})
     except Exception as exc:
-        if _is_transient(exc):
+        if is_transient(exc):
             raise _retry(self, exc) from exc
         raise
     return {"batches": out}

@@ -103,9 +103,13 @@ def up(
     queue, cluster, directory = _configs(directory, as_json=as_json)
     if gpus != "auto" and not gpus.isdigit():
         usage_error(f"--gpus must be 'auto' or a number, got '{gpus}'", as_json=as_json)
-    if flower and not (queue.flower_user and queue.flower_password):
-        usage_error("Flower needs credentials: set QMIND_FLOWER_USER and QMIND_FLOWER_PASSWORD, or pass --no-flower",
-                    as_json=as_json)
+    if flower:
+        from workers.launch import LaunchError, flower_basic_auth
+
+        try:
+            flower_basic_auth(queue, alternative="; or pass --no-flower")
+        except LaunchError as exc:
+            usage_error(str(exc), as_json=as_json)
     try:
         check_broker(queue)
         check_store(queue)

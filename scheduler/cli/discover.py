@@ -38,9 +38,14 @@ def discover(
     resume: int = typer.Option(None, "--resume", help="Continue an interrupted run by its id."),
     seed: int = typer.Option(0, "--seed", help="Seeds prompts, samplers and evaluations."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not score the baseline ansätze."),
-    report_dir: str = typer.Option("reports", "--report-dir", help="Where run-<id>/ reports are written."),
+    report_dir: str = typer.Option("reports", "--report-dir",
+                                   help="Where <store-label>/run-<id>/ reports are written."),
     hardware: bool = typer.Option(False, "--hardware", help=HARDWARE_HELP),
     hardware_shots: int = typer.Option(4000, "--hardware-shots", help=HARDWARE_SHOTS_HELP),
+    fail_without_workers: bool = typer.Option(
+        False, "--fail-without-workers",
+        help="Stop (run stored as failed, resumable) when no worker consumes a queue the run waits on, instead of "
+             "saying so and waiting."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object (no progress bars)."),
 ) -> None:
     """Discover ansätze: generate candidates, evaluate them through the queue, feed the best back into the prompt.
@@ -51,6 +56,7 @@ def discover(
     from db.errors import StoreError
     from scheduler.loop import DiscoveryConfig, DiscoveryError, DiscoveryLoop, resume_goals
     from scheduler.progress import LoopProgress
+    from workers.launch import NoConsumerError
     from workers.submit import QueueUnavailableError
 
     if generator not in GENERATORS:
@@ -91,14 +97,14 @@ def discover(
 
     progress = LoopProgress(enabled=not as_json)
     loop = DiscoveryLoop(goals, config, engine=engine, resume_run_id=resume, progress=progress,
-                         log=lambda msg: err_console.print(msg))
+                         log=lambda msg: err_console.print(msg), fail_without_workers=fail_without_workers)
     try:
         summary = loop.run()
     except KeyboardInterrupt:
         err_console.print(f"\n[bold yellow]interrupted.[/] Run {loop.run_id} is stored as 'stopped' and consistent; "
                           f"continue it with:\n  qmind discover --resume {loop.run_id}")
         raise typer.Exit(code=130)
-    except (QueueUnavailableError, DiscoveryError, StoreError) as exc:
+    except (QueueUnavailableError, DiscoveryError, StoreError, NoConsumerError) as exc:
         msg = str(exc)
         if loop.run_id is not None:
             msg += f"\nrun {loop.run_id} is stored as 'failed'; fix the cause and continue it with: " \
@@ -120,7 +126,7 @@ def render_summary(summary) -> None:
         for col, width in (("error", 8), ("depth", 5), ("params", 6), ("2q gates", 5), ("decay/qubit", 6), ("BP", 3)):
             table.add_column(col, justify="right", no_wrap=True, min_width=width)
 
-        def row(label, r, style=None):
+        def row(label, r, style=None, table=table):
             table.add_row(label, "-" if r.get("error") is None else f"{r['error']:.2e}", str(r.get("depth", "-")),
                           str(r.get("num_parameters", "-")), str(r.get("two_qubit_gates", "-")),
                           "-" if r.get("decay_rate") is None else f"{r['decay_rate']:+.3f}",

@@ -4,7 +4,6 @@ that refuse to start on a configuration that cannot work."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import typer
@@ -37,12 +36,16 @@ def worker(
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning or error."),
 ) -> None:
     """Start a Celery worker: CPU workers prefork (one process per core), GPU workers one process per GPU."""
-    if queues not in ("cpu", "gpu"):
-        usage_error(f"--queues must be 'cpu' or 'gpu', got '{queues}'")
-    if queues == "cpu" and gpu is not None:
-        usage_error("--gpu is for gpu workers; drop it or use --queues gpu")
+    from workers.config import QueueConfig
+    from workers.launch import LaunchError, worker_plan
+
+    try:
+        plan = worker_plan(queues, QueueConfig(), concurrency=concurrency, gpu=gpu, hostname=hostname,
+                           cpu_count=os.cpu_count())
+    except (LaunchError, ValueError) as exc:
+        usage_error(str(exc))
     config = _queue_config()
-    if queues == "cpu":  # candidate code runs here: refuse without sandbox isolation unless explicitly allowed
+    if plan.kind == "cpu":  # candidate code runs here: refuse without sandbox isolation unless explicitly allowed
         from workers.config import QueueConfigError
         from workers.isolation_check import require_isolation
 
@@ -50,6 +53,15 @@ def worker(
             err_console.print(require_isolation(config), highlight=False, markup=False)
         except QueueConfigError as exc:  # InsecureSandboxError, or a bad QMIND_SANDBOX_* value
             usage_error(str(exc))
+    celery_app = _connected_app(config)
+    os.environ.update(plan.env)
+    for note in plan.notes:
+        err_console.print(f"note: {note}")
+    celery_app.worker_main(plan.celery_argv(loglevel=loglevel, task_events=config.task_events))
+
+
+def _connected_app(config):
+    """The Celery app configured from ``config``, after checking the store's schema and the broker."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from db.errors import StoreError
@@ -69,24 +81,7 @@ def worker(
     except SQLAlchemyError as exc:  # the database is unreachable
         detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         usage_error(f"cannot open the store at {redact(config.database_url)}: {detail}")
-    host = socket.gethostname()
-    if queues == "gpu":
-        if gpu is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        pool, procs = "solo", 1  # one process per GPU; the model loads lazily on the first task
-        name = hostname or f"gpu{'' if gpu is None else gpu}@{host}"
-        if concurrency not in (None, 1):
-            err_console.print("note: a gpu worker runs one process (solo pool); --concurrency ignored")
-    else:
-        pool = "prefork"
-        procs = concurrency or config.worker_concurrency or os.cpu_count() or 1
-        name = hostname or f"cpu@{host}"
-    queue = config.gpu_queue if queues == "gpu" else config.cpu_queue
-    argv = ["worker", "--queues", queue, "--pool", pool, "--concurrency", str(procs), "--hostname", name,
-            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
-    if config.task_events:
-        argv.append("--task-events")
-    celery_app.worker_main(argv)
+    return celery_app
 
 
 @app.command("flower")
@@ -95,13 +90,13 @@ def flower(
     address: str = typer.Option(None, "--address", help="Address (default: QMIND_FLOWER_ADDRESS, 127.0.0.1)."),
 ) -> None:
     """Start Flower against the configured broker, behind basic auth (QMIND_FLOWER_USER / _PASSWORD)."""
+    from workers.launch import LaunchError, flower_basic_auth
+
     config = _queue_config()
-    if not config.flower_user or not config.flower_password:
-        usage_error("Flower needs credentials: set QMIND_FLOWER_USER and QMIND_FLOWER_PASSWORD (it shows task "
-                    "arguments and can control workers, so it never starts without basic auth)")
-    if ":" in config.flower_user:
-        usage_error("QMIND_FLOWER_USER must not contain ':'")
-    env = dict(os.environ, FLOWER_BASIC_AUTH=f"{config.flower_user}:{config.flower_password}")
+    try:
+        env = dict(os.environ, FLOWER_BASIC_AUTH=flower_basic_auth(config))
+    except LaunchError as exc:
+        usage_error(str(exc))
     argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
             f"--port={port or config.flower_port}", f"--address={address or config.flower_address}"]
     sys.stdout.flush()
