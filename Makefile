@@ -14,12 +14,14 @@ CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast services system-deps clean lint help
+.PHONY: install run test test-fast test-deploy images services system-deps clean lint help
 
 help:
 	@echo "make run     - install and run a discovery on embedded defaults (SQLite, eager queue, procedural generator)"
 	@echo "make test    - install, start Redis/PostgreSQL if needed, run the whole suite (unit + integration)"
 	@echo "make install - create $(VENV) and install quantum-mind with extras [$(EXTRAS)]"
+	@echo "make images  - build the base, redis, postgres and cpu-worker images without a registry (docker, debootstrap)"
+	@echo "make test-deploy - bring the compose stack up from those images, run a discovery through it, break it"
 
 install: $(STAMP)
 
@@ -42,6 +44,13 @@ run: install
 
 test: install system-deps services
 	$(BIN)/python -m pytest -q --durations=15
+
+images:
+	@scripts/build_images.sh
+
+test-deploy: install system-deps images
+	@PYTHON=$(BIN)/python scripts/install_compose_v2.sh
+	$(BIN)/python -m pytest -q -s -m deploy tests/test_deploy_stack.py
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
