@@ -1,8 +1,8 @@
 """task_leases: the task messages each live worker holds (reserved or running), renewed by the worker's
 heartbeat, so the work of a dead worker is found within a lease time instead of a broker visibility timeout.
 
-Revision ID: 0004_opsdeploy
-Revises: 0003_reward
+Revision ID: 0005_opsdeploy
+Revises: 0004_transfer
 Create Date: 2026-12-03 07:00:00
 
 """
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_opsdeploy"
-down_revision: str | Sequence[str] | None = "0003_reward"
+revision: str = "0005_opsdeploy"
+down_revision: str | Sequence[str] | None = "0004_transfer"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
