@@ -35,6 +35,7 @@ pytestmark = pytest.mark.deploy
 class Stack:
     def __init__(self, tmp: Path) -> None:
         self.project = f"qmdeploy{secrets.token_hex(3)}"
+        self.runs = 0
         self.flower_port = free_port()
         self.secrets = {"REDIS_PASSWORD": secrets.token_hex(16), "POSTGRES_PASSWORD": secrets.token_hex(16),
                         "QMIND_FLOWER_USER": "admin", "QMIND_FLOWER_PASSWORD": secrets.token_hex(12)}
@@ -74,7 +75,8 @@ class Stack:
         return [line.split("|") for line in out.stdout.strip().splitlines() if line]
 
     def discover(self, *args: str, background: bool = False, new: bool = True):
-        run = ["--goal", "tfim-4", "--iterations", "1", "--no-baselines"] if new else []
+        self.runs += 1  # a seed of its own: new candidates, not verdicts an earlier run already stored
+        run = ["--goal", "tfim-4", "--iterations", "1", "--no-baselines", "--seed", str(self.runs)] if new else []
         cmd = ["--profile", "discover", "run", "--rm", "-T", "discover", *run, "--json", *args]
         if background:
             return subprocess.Popen([*COMPOSE_CMD, "-p", self.project, "-f", str(COMPOSE), "--env-file",
@@ -93,6 +95,11 @@ class Stack:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def down(self) -> None:
+        """Everything of this project goes: containers (one-off `run` ones too), networks, volumes."""
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"],
+                              capture_output=True, text=True, check=False).stdout.split()
+        if left:
+            subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
         self.dc("down", "-v", "--remove-orphans", timeout=300, check=False)
 
 
@@ -272,8 +279,14 @@ def test_down_and_up_resumes_the_interrupted_run(stack):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.3)
     [[run_id]] = stack.sql("SELECT max(id) FROM runs")
-    stack.dc("down", timeout=300)  # volumes kept: the store and Redis's AOF survive
-    proc.wait(60)
+    # everything stops, the loop container too (a one-off `run` container, which `down` leaves alone); volumes
+    # are kept, so the store and Redis's AOF survive
+    loop = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={stack.project}",
+                           "--filter", "label=com.docker.compose.oneoff=True"], capture_output=True, text=True,
+                          check=True).stdout.split()
+    subprocess.run(["docker", "kill", *loop], capture_output=True, check=True)
+    proc.wait(120)
+    stack.dc("down", timeout=300)
     stack.up()
     summary = stack.discover("--resume", run_id, new=False)
     counts = scored_once(stack, int(run_id))
