@@ -29,6 +29,14 @@ def _mul(re, im, i, f):
 
 
 @jit
+def _mix(x, y, a, b, c, d):
+    """(x, y) <- (a x + b y, c x + d y), elementwise."""
+    for t in range(x.shape[0]):
+        u, v = x[t], y[t]
+        x[t], y[t] = a * u + b * v, c * u + d * v
+
+
+@jit
 def gate1(re, im, dim, q, cpool, off):
     m00, m01, m10, m11 = cpool[off], cpool[off + 1], cpool[off + 2], cpool[off + 3]
     bit = 1 << q
@@ -40,6 +48,19 @@ def gate1(re, im, dim, q, cpool, off):
             if m11 != 1:
                 for i in range(hi + bit, hi + 2 * bit):
                     _mul(re, im, i, m11)
+        return
+    if m00.imag == 0 and m01.imag == 0 and m10.imag == 0 and m11.imag == 0:  # H, X, ...: a real mix per plane
+        a, b, c, d = m00.real, m01.real, m10.real, m11.real
+        for hi in range(0, dim, 2 * bit):
+            if bit >= VECTOR_RUN:
+                lo, up = slice(hi, hi + bit), slice(hi + bit, hi + 2 * bit)
+                _mix(re[lo], re[up], a, b, c, d)
+                _mix(im[lo], im[up], a, b, c, d)
+            else:
+                for i in range(hi, hi + bit):
+                    j = i + bit
+                    re[i], re[j] = a * re[i] + b * re[j], c * re[i] + d * re[j]
+                    im[i], im[j] = a * im[i] + b * im[j], c * im[i] + d * im[j]
         return
     for hi in range(0, dim, 2 * bit):
         for i in range(hi, hi + bit):
