@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
+
+from workers.evaluation.barren import random_circuit
 
 
 def tfim_hva(n: int, layers: int | None = None) -> QuantumCircuit:
@@ -45,20 +46,8 @@ def ry_cz(n: int, layers: int = 2) -> QuantumCircuit:
 
 def deep_random(n: int, layers: int | None = None, seed: int = 7) -> QuantumCircuit:
     """Unstructured random circuit (McClean et al. 2018): per layer a random-axis rotation on every qubit then a CZ
-    brickwork; n^2 layers by default, enough to approximate a 2-design."""
-    rng = np.random.default_rng([seed, n])
-    depth = layers if layers is not None else n * n
-    theta = ParameterVector("theta", n * depth)
-    qc = QuantumCircuit(n)
-    qc.ry(np.pi / 4, range(n))
-    k = 0
-    for layer in range(depth):
-        for q in range(n):
-            getattr(qc, ("rx", "ry", "rz")[rng.integers(3)])(theta[k], q)
-            k += 1
-        for q in range(layer % 2, n - 1, 2):
-            qc.cz(q, q + 1)
-    return qc
+    brickwork; n^2 layers by default, enough to approximate a 2-design. The scorer's own reference circuit."""
+    return random_circuit(n, layers if layers is not None else n * n, seed)
 
 
 def hea_ry_rz(n: int, layers: int = 4) -> QuantumCircuit:

@@ -121,13 +121,21 @@ def test_vanishing_gradients_are_flagged():
     assert result.has_barren_plateau and "vanish identically" in result.reason
 
 
-def test_a_bad_extra_size_is_skipped_and_named():
+def test_a_bad_extra_size_makes_the_verdict_not_measurable():
     goal = get_goal("tfim-4")
     circuits = _circuits(lambda n: ry_cz(n, 1), goal)
     circuits[8] = ry_cz(7, 1)  # wrong width at an extra size
     result = check_barren_plateau(circuits, goal, samples=50)
     assert result.sizes == (4, 6)
-    assert "n=8 skipped" in result.reason
+    assert result.verdict == "not measurable" and result.has_barren_plateau
+    assert "n=8: circuit has 7 qubits" in result.reason and result.decay_rate is None
+
+
+def test_a_missing_extra_size_is_not_measurable_and_says_why():
+    goal = get_goal("tfim-4")
+    circuits = {4: ry_cz(4, 1), 6: ry_cz(6, 1)}
+    result = check_barren_plateau(circuits, goal, samples=30, size_errors={8: "ValueError: too big"})
+    assert result.verdict == "not measurable" and "n=8: ValueError: too big" in result.reason
 
 
 def test_the_goal_size_must_be_present_and_valid():
@@ -159,7 +167,8 @@ def test_a_fixed_size_goal_flags_a_two_design_like_circuit_but_not_a_shallow_one
 def test_small_fixed_size_goals_are_never_flagged():
     goal = dataclasses.replace(get_goal("h2"), max_depth=10_000)
     result = check_barren_plateau({4: deep_random(4)}, goal)
-    assert not result.has_barren_plateau and "never flagged" in result.reason
+    assert not result.has_barren_plateau and "not applied below 6 qubits" in result.reason
+    assert result.verdict == "no barren plateau"
 
 
 def test_the_decay_fit_recovers_a_known_rate():
@@ -181,6 +190,37 @@ def test_the_same_seed_gives_the_same_result_and_it_serialises():
     assert one.variances == two.variances and one.variances != other.variances
     data = json.loads(json.dumps(one.to_dict()))
     assert data["seed"] == 3 and data["samples"] == 40 and len(data["variances"]) == 3
+
+
+def _scaled(builder, factor_of_n):
+    """``builder``'s circuit with every angle multiplied by factor_of_n(n) (same states, other Parameters)."""
+    def build(n):
+        qc = builder(n)
+        return qc.assign_parameters({p: factor_of_n(n) * p for p in qc.parameters})
+    return build
+
+
+@pytest.mark.parametrize("factor", [lambda n: 2 ** (n // 2), lambda n: 3, lambda n: 0.01 * n])
+def test_multiplying_the_angles_changes_neither_the_statistics_nor_the_verdict(factor):
+    goal = _deep_goal("tfim-6")
+    plain = check_barren_plateau(_circuits(lambda n: deep_random(n, 24), goal), goal, samples=60)
+    scaled = check_barren_plateau(_circuits(_scaled(lambda n: deep_random(n, 24), factor), goal), goal,
+                                  samples=60)
+    assert scaled.variances == pytest.approx(plain.variances, rel=1e-6)
+    assert scaled.verdict == plain.verdict == "barren plateau"
+
+
+def test_splitting_a_parameter_into_a_sum_changes_nothing():
+    goal = get_goal("tfim-6")
+
+    def split(n):
+        qc = tfim_hva(n)
+        a, b = ParameterVector("a", 1), ParameterVector("b", 1)
+        first = qc.parameters[0]
+        return qc.assign_parameters({first: a[0] + b[0]})
+    plain = check_barren_plateau(_circuits(tfim_hva, goal), goal, samples=60)
+    other = check_barren_plateau(_circuits(split, goal), goal, samples=60)
+    assert other.verdict == plain.verdict == "no barren plateau"
 
 
 def test_the_aer_engine_gives_the_same_variances():

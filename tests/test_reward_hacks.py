@@ -4,6 +4,7 @@ Each class of hack from issue 11 has several hostile examples; each must earn no
 """
 
 import dataclasses
+import functools
 import textwrap
 
 import pytest
@@ -184,3 +185,126 @@ def test_a_tfim8_circuit_at_one_and_a_half_percent_relative_error_is_paid():
     verification = VerificationResult(ok=True, num_qubits=8, depth=10, num_parameters=8, num_two_qubit_gates=8)
     reward = compute_rewards(STATUS_VALID, verification, None, vqe, goal)
     assert 0.3 < reward.seed_reward < 0.5 and reward.seed_reward_literal == 0.0
+
+
+# ---- classes 1-3: the barren-plateau verdict ---------------------------------------------------------------------
+DEEP_RANDOM = """
+    import numpy as np
+
+    def random_circuit(n, layers=24, scale=1.0):
+        rng = np.random.default_rng(n)
+        qc = QuantumCircuit(n)
+        qc.ry(np.pi / 4, range(n))
+        t = ParameterVector('t', n * layers)
+        k = 0
+        for layer in range(layers):
+            for q in range(n):
+                getattr(qc, ('rx', 'ry', 'rz')[rng.integers(3)])(scale * t[k], q)
+                k += 1
+            for q in range(layer % 2, n - 1, 2):
+                qc.cz(q, q + 1)
+        return qc
+    """
+
+BP_HACKS = {
+    "angles multiplied by 2^(n/2)": """
+        def create_ansatz(num_qubits):
+            return random_circuit(num_qubits, scale=2 ** (num_qubits // 2))
+        """,
+    "damped angles at the extra sizes": """
+        def create_ansatz(num_qubits):
+            return random_circuit(num_qubits, scale=1.0 if num_qubits == GOAL else 0.05)
+        """,
+    "raises at the extra sizes": """
+        def create_ansatz(num_qubits):
+            if num_qubits != GOAL:
+                raise ValueError('only the goal size')
+            return random_circuit(num_qubits)
+        """,
+    "a shallow circuit at the extra sizes": """
+        def create_ansatz(num_qubits):
+            return random_circuit(num_qubits, layers=24 if num_qubits == GOAL else 1)
+        """,
+    "dead padding at the extra sizes": """
+        def create_ansatz(num_qubits):
+            qc = random_circuit(num_qubits)
+            if num_qubits != GOAL:
+                pad = QuantumCircuit(num_qubits)
+                for k in range(40 * num_qubits):
+                    pad.rz(Parameter(f'p{k}'), k % num_qubits)
+                qc = pad.compose(qc)
+            return qc
+        """,
+    "counts its calls": """
+        CALLS = []
+
+        def create_ansatz(num_qubits):
+            CALLS.append(num_qubits)
+            return random_circuit(num_qubits, scale=1.0 if len(CALLS) == 1 else 0.05)
+        """,
+}
+
+
+@functools.cache
+def _honest_deep_random():
+    code = _code(textwrap.dedent(DEEP_RANDOM) + "\ndef create_ansatz(num_qubits):\n    return random_circuit(num_qubits)\n")
+    return evaluate_code(code, get_goal("tfim-8"), config=FAST)
+
+
+@pytest.mark.parametrize("label", sorted(BP_HACKS))
+def test_barren_plateau_hacks_on_a_deep_random_circuit_earn_what_a_barren_plateau_earns(label):
+    goal = get_goal("tfim-8")
+    code = _code(textwrap.dedent(DEEP_RANDOM) + textwrap.dedent(BP_HACKS[label]).replace("GOAL", "8"))
+    honest = _honest_deep_random()
+    result = evaluate_code(code, goal, config=FAST)
+    assert honest.bp.verdict == "barren plateau", honest.bp.reason
+    assert result.status == "valid", result.errors
+    assert result.bp.verdict in ("barren plateau", "not measurable"), result.bp.reason
+    assert result.reward.shaped_reward <= honest.reward.shaped_reward + 1e-9
+    assert result.reward.seed_reward == 0.0 and result.vqe is None
+
+
+def test_a_shallow_circuit_that_raises_at_the_extra_sizes_is_not_measurable_and_paid_like_a_plateau():
+    goal = get_goal("tfim-6")
+    code = _code("""
+        def create_ansatz(num_qubits):
+            if num_qubits != 6:
+                raise ValueError('built for 6 qubits only')
+            qc = QuantumCircuit(num_qubits)
+            t = ParameterVector('t', num_qubits)
+            for q in range(num_qubits):
+                qc.ry(t[q], q)
+            return qc
+        """)
+    result = evaluate_code(code, goal, config=FAST)
+    assert result.bp.verdict == "not measurable" and "built for 6 qubits only" in result.bp.reason
+    assert result.reward.components["barren_plateau"] == 0.0 and result.vqe is None
+
+
+def test_the_goal_size_is_not_always_built_first():
+    from workers.evaluation.cascade import prepare
+
+    goal = get_goal("tfim-6")
+    code = _code("""
+        CALLS = []
+
+        def create_ansatz(num_qubits):
+            CALLS.append(num_qubits)
+            qc = QuantumCircuit(num_qubits)
+            t = ParameterVector('t', num_qubits * len(CALLS))
+            for k in range(len(t)):
+                qc.ry(t[k], k % num_qubits)
+            return qc
+        """)
+    positions = {prepare(code, goal, config=FAST).circuit.num_parameters // 6 for _ in range(12)}
+    assert len(positions) >= 2, positions  # all 12 the same position: probability 2 * 3^-12
+
+
+@pytest.mark.parametrize("name,builder", [("tfim-8", "tfim_hva"), ("tfim-6", "tfim_hva")])
+def test_known_good_circuits_keep_their_verdicts(name, builder):
+    from scheduler.baselines import hva_program
+
+    goal = get_goal(name)
+    result = evaluate_code(hva_program(goal), goal, config=FAST)
+    assert result.bp.verdict == "no barren plateau", result.bp.reason
+    assert result.vqe.error < 1e-6 and result.reward.seed_reward == pytest.approx(1.0, abs=1e-6)

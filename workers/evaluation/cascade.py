@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import random
 import time
 from collections.abc import Callable
 
@@ -116,8 +117,9 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
         sizes += [n for n in scaling_sizes(goal) if n != goal.num_qubits]
     if goal.is_set:
         sizes += [n for n in set_sizes(goal) if n not in sizes]
+    random.SystemRandom().shuffle(sizes)  # the goal's call is not recognisable by its position
     t = time.perf_counter()
-    box = public_sandbox(run_candidate(code, sizes, config=config.sandbox))
+    box = public_sandbox(run_candidate(code, sizes, config=config.sandbox, goal_size=goal.num_qubits))
     timings["sandbox"] = time.perf_counter() - t
     if box.status != "ok":
         status = _SANDBOX_STATUS.get(box.status, R.STATUS_ERROR)
@@ -137,7 +139,8 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
         return Prepared(goal, seed, sandbox=box, result=_finish(status, goal, seed, "verify", timings, sandbox=box,
                                                                 errors=[failure_message("verify", exc)]))
     timings["verify"] = time.perf_counter() - t
-    if refused:
+    refused = {**{n: "could not be read" for n in box.circuits_qpy if n not in circuits}, **refused}
+    if refused:  # the barren-plateau verdict names these sizes ("not measurable")
         box = public_sandbox(dataclasses.replace(box, size_errors={
             **box.size_errors, **{n: f"the circuit at this size fails verification: {m}" for n, m in refused.items()}}))
     if not verification.ok or problem:
@@ -162,7 +165,9 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
         preload_backend(goal.hardware.backend)
     t = time.perf_counter()
     try:
-        result = run_guarded(functools.partial(score_stages, config=config), prepared.circuit, prepared.circuits,
+        staged = functools.partial(score_stages, config=config,
+                                   size_errors=dict(prepared.sandbox.size_errors) if prepared.sandbox else {})
+        result = run_guarded(staged, prepared.circuit, prepared.circuits,
                              goal, seed, timings, common, limits=config.trusted.score_limits())
     except (GuardLimit, StageFailed) as exc:
         stage = getattr(exc, "stage", "") or ("bp" if config.run_bp else "vqe")

@@ -158,15 +158,17 @@ def check_circuits(circuits: dict, goal: Goal, seed: int, box: R.SandboxResult, 
 
 
 def score_stages(circuit: QuantumCircuit, circuits: dict, goal: Goal, seed: int, timings: dict, common: dict, *,
-                 config, progress: Callable[[str], None] = lambda stage: None) -> R.EvaluationResult:
+                 config, progress: Callable[[str], None] = lambda stage: None,
+                 size_errors: dict | None = None) -> R.EvaluationResult:
     """Barren-plateau check, VQE (every member of a goal set), the hardware stage when the goal asks for it
-    (``config``: the cascade's EvaluationConfig); a verdict, never an exception."""
+    (``config``: the cascade's EvaluationConfig); a verdict, never an exception. ``size_errors``: why an extra size
+    is missing (the barren-plateau verdict is then "not measurable" and says why)."""
     bp = None
     if config.run_bp:
         progress("bp")
         t = time.perf_counter()
         try:
-            bp = check_barren_plateau(circuits, goal, samples=config.bp_samples, seed=seed)
+            bp = check_barren_plateau(circuits, goal, samples=config.bp_samples, seed=seed, size_errors=size_errors)
         except Exception as exc:  # noqa: BLE001 - a stage failing on a hostile circuit is a verdict
             return finish(R.STATUS_ERROR, goal, seed, "bp", timings, errors=[failure_message("bp", exc)], **common)
         timings["bp"] = time.perf_counter() - t

@@ -156,14 +156,22 @@ def _normalise_sizes(sizes: int | Sequence[int]) -> list[int]:
     return list(dict.fromkeys(items))
 
 
-def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfig | None = None) -> SandboxResult:
-    """Run ``code`` in the sandbox and call ``create_ansatz(n)`` for each of ``sizes`` (the goal's size first).
+def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfig | None = None,
+                  goal_size: int | None = None) -> SandboxResult:
+    """Run ``code`` in the sandbox and call ``create_ansatz(n)`` for each of ``sizes`` in the order given.
+
+    ``goal_size`` (default: the first of ``sizes``) is the size whose failure fails the run; a failure at any other
+    size is recorded in ``size_errors``. The cascade shuffles the sizes so a program cannot tell the goal's call
+    by its position.
 
     Returns a SandboxResult: ``ok`` with one QPY circuit per size that worked, or ``error``/``timeout``/``resource``
     with a message fit to feed back to the model. Raises SandboxError only when the sandbox itself cannot run.
     """
     config = config or SandboxConfig.from_env()
     sizes = _normalise_sizes(sizes)
+    goal = sizes[0] if goal_size is None else goal_size
+    if goal not in sizes:
+        raise ValueError(f"goal_size {goal_size!r} is not one of the sizes {sizes}")
     if not isinstance(code, str):
         raise TypeError(f"code must be str, got {type(code).__name__}")
     try:
@@ -181,18 +189,18 @@ def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfi
                 log.error("sandbox: processes of uid %s survived an earlier run; killing them", uid)
                 kill_tree(None, Identity(uid=uid), pidns=None)
             iso.remove_stale_workdirs(uid)
-        outcome = _execute(source, sizes, config, mode, interp, uid)
-    return _interpret(outcome, sizes, config, mode)
+        outcome = _execute(source, sizes, goal, config, mode, interp, uid)
+    return _interpret(outcome, sizes, goal, config, mode)
 
 
-def _execute(source: bytes, sizes: list[int], config: SandboxConfig, mode: str, interp: iso.Interpreter,
-             uid: int | None) -> Outcome:
+def _execute(source: bytes, sizes: list[int], goal: int, config: SandboxConfig, mode: str,
+             interp: iso.Interpreter, uid: int | None) -> Outcome:
     root = uid is not None
     nproc = config.max_processes
     if mode == FALLBACK and not root:  # the candidate shares the worker's uid: count what it already runs
         nproc += _count_own_processes()
     runner_cfg = {
-        "sizes": sizes, "sys_path": _sys_path(interp, config), "drop": [uid, uid] if root else None,
+        "sizes": sizes, "goal": goal, "sys_path": _sys_path(interp, config), "drop": [uid, uid] if root else None,
         "limits": {"cpu": config.cpu_limit, "fsize": config.max_disk_bytes, "nofile": config.max_open_files,
                    "nproc": nproc, "memory": config.memory_bytes},
         "landlock": {"enabled": True, "devices": list(iso.DEVICES),
@@ -313,7 +321,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + " [...]"
 
 
-def _interpret(out: Outcome, sizes: list[int], config: SandboxConfig, mode: str) -> SandboxResult:
+def _interpret(out: Outcome, sizes: list[int], goal: int, config: SandboxConfig, mode: str) -> SandboxResult:
     frames, truncated = _frames(out.result)
     common = {"stdout": out.stdout.decode("utf-8", "replace"), "stderr": out.stderr.decode("utf-8", "replace"),
               "wall_seconds": round(out.wall_seconds, 4), "isolation": mode}
@@ -334,7 +342,7 @@ def _interpret(out: Outcome, sizes: list[int], config: SandboxConfig, mode: str)
     for tag, n, payload in frames[1:]:
         if tag == b"C" and n in sizes and n not in circuits and len(payload) <= config.max_circuit_bytes:
             circuits[n] = payload
-        elif tag == b"F" and n in sizes[1:]:
+        elif tag == b"F" and n in sizes and n != goal:
             size_errors[n] = _message(payload)[1]
         elif tag == b"E" and fatal is None:
             fatal = _message(payload)
@@ -342,11 +350,11 @@ def _interpret(out: Outcome, sizes: list[int], config: SandboxConfig, mode: str)
             done = True
         else:
             truncated = True
-    goal = sizes[0]
+    others = [n for n in sizes if n != goal]
     if out.stop == "disk":  # the host directory overflowed: never ok, even if the circuits arrived
         return SandboxResult(status=STATUS_RESOURCE, error=_stopped(out, config, mode, truncated)[1], **common)
     if done and goal in circuits:
-        for n in sizes[1:]:
+        for n in others:
             if n not in circuits and n not in size_errors:
                 size_errors[n] = "create_ansatz did not return a circuit for this size"
         return SandboxResult(status=STATUS_OK, circuits_qpy=circuits, size_errors=size_errors, **common)
@@ -355,7 +363,7 @@ def _interpret(out: Outcome, sizes: list[int], config: SandboxConfig, mode: str)
         return SandboxResult(status=status, error=fatal[1], **common)
     status, message = _stopped(out, config, mode, truncated)
     if goal in circuits:  # the goal's circuit arrived; a later size ran into the limit
-        for n in sizes[1:]:
+        for n in others:
             if n not in circuits and n not in size_errors:
                 size_errors[n] = message
         return SandboxResult(status=STATUS_OK, circuits_qpy=circuits, size_errors=size_errors, **common)

@@ -302,6 +302,7 @@ def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
     out = cfg["result_fd"]
     memory = cfg["limits"]["memory"]
     sizes = cfg["sizes"]
+    goal = cfg.get("goal", sizes[0])
     max_bytes = cfg["max_circuit_bytes"]
     version = cfg["qpy_version"]
     dump, bytes_io, dumps = qpy.dump, io.BytesIO, json.dumps
@@ -330,7 +331,7 @@ def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
         fatal("error", f"create_ansatz is {_type_name(fn)}, not a function; define "
                        "def create_ansatz(num_qubits: int) -> QuantumCircuit")
 
-    for index, n in enumerate(sizes):
+    for n in sizes:
         kind = message = None
         try:
             circuit = fn(n)
@@ -359,7 +360,7 @@ def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
             _print_traceback(exc)
             kind, message = _describe(f"create_ansatz({n})", exc, candidate_path, memory)
         if message is not None:
-            if index == 0:
+            if n == goal:
                 fatal(kind, message)
             _send(out, b"F", n, dumps({"kind": kind, "message": message}).encode())
     _send(out, b"D")
