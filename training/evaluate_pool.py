@@ -41,7 +41,7 @@ class Verdict:
     """None when the check did not run (not verified, or switched off)."""
     vqe_error: float | None = None
     seed_reward: float = 0.0
-    """The seed's max(0, 1 - 10 error); 0 for anything not valid."""
+    """max(0, 1 - eps), eps = error / (E_ref - E0) (workers/evaluation/rewards.py); 0 for anything not valid."""
     shaped_reward: float = 0.0
     """The shaped reward; 0 here for anything not valid (failed verification earns nothing in training)."""
     fingerprint: str | None = None

@@ -1,7 +1,8 @@
 """GRPO settings: the seed's values where it gives them, the rest chosen here and documented.
 
 Seed (MODEL-CONFIG.md, "GRPO Fine-Tuning"): 1 epoch, per-device batch 1, gradient accumulation 4, learning
-rate 5e-6, no reward model (verifiable rewards), reward ``max(0, 1 - 10 * error)``.
+rate 5e-6, no reward model (verifiable rewards), reward ``max(0, 1 - 10 * error)``; here the error is normalised
+per goal (``max(0, 1 - eps)``, eps = error / (E_ref - E0), docs/scoring.md) and the literal form only recorded.
 
 Chosen here:
 
@@ -58,7 +59,7 @@ class GRPOSettings:
     disable_dropout: bool = _f(True, "Switch dropout off during GRPO (sampling and both log-prob passes).")
     loss_type: str = _f("dapo", "TRL loss aggregation.")
     scale_rewards: str = _f("group", "Reward scaling for advantages: group, batch or none.")
-    reward: str = _f("seed", "Reward: seed (max(0, 1 - 10 error)) or shaped.")
+    reward: str = _f("seed", "Reward: seed (max(0, 1 - eps), eps = error in product-state gaps) or shaped.")
     reward_workers: int | None = _f(
         None, "Processes judging completions in parallel (None: one per core; 0: in the training process)."
     )

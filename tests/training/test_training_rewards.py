@@ -1,4 +1,4 @@
-"""GRPO reward functions: the sandboxed cascade judges each completion; the seed's max(0, 1 - 10 error)."""
+"""GRPO reward functions: the sandboxed cascade judges each completion; max(0, 1 - eps) per goal."""
 
 from __future__ import annotations
 
