@@ -2,8 +2,9 @@
 exact gradients for batches of parameter vectors.
 
 ``program`` (compilation, affine angles), ``engines`` (choosing and building an engine, BLAS threads),
-``statevector`` and ``dense`` (the numpy engine and its small-circuit kernel), ``aer`` (Qiskit Aer),
-``lockstep`` (several optimiser restarts sharing one batched engine call).
+``statevector`` (the default engine) over its kernels: ``tape``/``compiled``/``jit*`` (numba, the default),
+``dense`` and ``block`` (numpy, the fallback without numba); ``aer`` (Qiskit Aer), ``lockstep`` (optimiser
+restarts in threads sharing one batched engine call, where ``lbfgsb.py`` cannot drive SciPy's routine itself).
 """
 
 from .engines import blas_threads, make_engine, resolve_engine

@@ -1,7 +1,7 @@
 """Exact energies and gradients of an ansatz: one small protocol, two engines.
 
-- ``statevector`` (default): ``statevector.StatevectorEngine``, a batched numpy simulator with adjoint
-  differentiation; all gradients for about three forward passes.
+- ``statevector`` (default): ``statevector.StatevectorEngine``, a batched statevector simulator (compiled numba
+  kernels; numpy without numba) with adjoint differentiation; all gradients for about three forward passes.
 - ``aer``: ``aer.AerEngine``, qiskit-aer's ``EstimatorV2`` (exact, ``default_precision=0``) with parameter
   shifts per gate occurrence, one Estimator call per batch of gradients through parameter broadcasting.
 
