@@ -241,3 +241,17 @@ def test_every_standard_gate_has_a_compiled_path_that_matches_qiskit():
         difference = _reference_energy(circuit, hamiltonian, up) - _reference_energy(circuit, hamiltonian, down)
         assert grad[0, k] == pytest.approx(difference / 2e-5, abs=1e-6)
     assert energy == pytest.approx(numpy_energy, abs=1e-12) and grad == pytest.approx(numpy_grad, abs=1e-12)
+
+
+def test_the_kernel_cache_is_keyed_by_every_module_the_compiled_kernels_use():
+    """numba's own cache only watches the file defining a function; ours hashes every kernel module, so a module
+    with kernels (or the tape encoding they read) that is missing from the hash would serve stale machine code."""
+    import pathlib
+
+    from workers.evaluation.simulation import jit_cache
+
+    folder = pathlib.Path(jit_cache.__file__).parent
+    users = {p.name for p in folder.glob("*.py") if "jit_cache import kernel" in p.read_text()}
+    assert users >= {"jit.py", "jit_rot.py", "jit_fixed.py"}
+    assert users | {"jit_cache.py", "tape.py"} <= set(jit_cache.SOURCES)
+    assert pathlib.Path(jit_cache.CACHE_DIR).name == jit_cache._digest()
