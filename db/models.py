@@ -219,6 +219,9 @@ class Evaluation(Base):
     """Times a worker started this evaluation (incremented and committed before the work starts)."""
     circuit_fingerprint: Mapped[str | None] = mapped_column(String(80), index=True)
     """Canonical hash of the built circuit (renaming-invariant; finds renamed copies across runs)."""
+    reuse_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    """Exact key under which the scores may be reused: the scorer version and the structural (renaming-invariant,
+    not numerical) fingerprints of the circuits at every scored size (``fingerprint.reuse_key``)."""
     reused_from: Mapped[str | None] = mapped_column(String(200))
     """When the scores were copied from an earlier evaluation of the same circuit: that evaluation's key."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

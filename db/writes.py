@@ -84,10 +84,10 @@ def upsert_goal(session: Session, spec: dict[str, Any], *, spec_hash: str, exact
     for field in ("name", "num_qubits", "max_depth", "allowed_gates"):
         if field not in spec:
             raise StoreError(f"goal spec lacks '{field}'; expected the output of Goal.to_spec()")
-    values = dict(spec_hash=spec_hash, name=spec["name"], kind=spec.get("kind") or "pauli",
-                  num_qubits=int(spec["num_qubits"]), exact_energy=float(exact_energy),
-                  max_depth=int(spec["max_depth"]), allowed_gates=list(spec["allowed_gates"]), spec=spec,
-                  provenance=dict(spec.get("provenance") or {}), created_at=utcnow())
+    values = {"spec_hash": spec_hash, "name": spec["name"], "kind": spec.get("kind") or "pauli",
+                  "num_qubits": int(spec["num_qubits"]), "exact_energy": float(exact_energy),
+                  "max_depth": int(spec["max_depth"]), "allowed_gates": list(spec["allowed_gates"]), "spec": spec,
+                  "provenance": dict(spec.get("provenance") or {}), "created_at": utcnow()}
     session.execute(_insert(session, Goal).values(**values).on_conflict_do_nothing(index_elements=["spec_hash"]))
     return session.execute(select(Goal.id).where(Goal.spec_hash == spec_hash)).scalar_one()
 
@@ -96,8 +96,8 @@ def upsert_model_version(session: Session, *, name: str, base_model: str, adapte
                          adapter_path: str | None = None, training_config: dict | None = None,
                          metrics: dict | None = None) -> int:
     """Store a model version once per (base model, adapter hash); metrics are merged into an existing row."""
-    values = dict(name=name, base_model=base_model, adapter_sha256=adapter_sha256 or "", adapter_path=adapter_path,
-                  training_config=training_config or {}, metrics=metrics or {}, created_at=utcnow())
+    values = {"name": name, "base_model": base_model, "adapter_sha256": adapter_sha256 or "", "adapter_path": adapter_path,
+                  "training_config": training_config or {}, "metrics": metrics or {}, "created_at": utcnow()}
     stmt = _insert(session, ModelVersion).values(**values)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["base_model", "adapter_sha256"]))
     row = session.execute(select(ModelVersion).where(ModelVersion.base_model == base_model,
@@ -162,7 +162,7 @@ def record_batch(session: Session, *, run_id: int, goal_id: int, iteration: int,
 
     With ``error`` the batch is stored as ``failed`` and its candidates (if any) are ignored.
     """
-    key = dict(run_id=run_id, goal_id=goal_id, iteration=iteration, prompt_index=prompt_index)
+    key = {"run_id": run_id, "goal_id": goal_id, "iteration": iteration, "prompt_index": prompt_index}
     values = dict(key, model_version_id=model_version_id, generator=str(batch.get("generator") or "unknown"),
                   system_prompt=batch.get("system_prompt") or "", prompt=batch.get("prompt") or "",
                   memory_context=batch.get("memory_context") or "", settings=dict(batch.get("settings") or {}),
@@ -180,10 +180,10 @@ def record_batch(session: Session, *, run_id: int, goal_id: int, iteration: int,
     rows = []
     for i, cand in enumerate([] if error else batch.get("candidates") or []):
         code = cand.get("code")
-        rows.append(dict(batch_id=batch_id, candidate_index=i, temperature=float(cand["temperature"]),
-                         raw=cand.get("raw") or "", code=code, code_sha256=code_sha256(code) if code else None,
-                         extraction_error=cand.get("extraction_error"), tokens=int(cand.get("tokens") or 0),
-                         seed=cand.get("seed"), created_at=utcnow()))
+        rows.append({"batch_id": batch_id, "candidate_index": i, "temperature": float(cand["temperature"]),
+                         "raw": cand.get("raw") or "", "code": code, "code_sha256": code_sha256(code) if code else None,
+                         "extraction_error": cand.get("extraction_error"), "tokens": int(cand.get("tokens") or 0),
+                         "seed": cand.get("seed"), "created_at": utcnow()})
     ids: list[int] = []
     if rows:
         stmt = _insert(session, Candidate).on_conflict_do_nothing(index_elements=["batch_id", "candidate_index"])
@@ -250,8 +250,8 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     errors = payload.get("errors") or []
     if isinstance(errors, str) or not isinstance(errors, (list, tuple)):
         raise StoreError(f"evaluation 'errors' must be a list of messages, got {errors!r}")
-    cols: dict[str, Any] = dict(status=status, errors=[str(e) for e in errors], stage=payload.get("stage") or "",
-                                seed=int(payload.get("seed") or 0), timings=dict(payload.get("timings") or {}))
+    cols: dict[str, Any] = {"status": status, "errors": [str(e) for e in errors], "stage": payload.get("stage") or "",
+                                "seed": int(payload.get("seed") or 0), "timings": dict(payload.get("timings") or {})}
     v = payload.get("verification") or {}
     cols.update(depth=v.get("depth"), num_parameters=v.get("num_parameters"), gate_counts=v.get("gate_counts"),
                 num_two_qubit_gates=v.get("num_two_qubit_gates"))
@@ -288,6 +288,7 @@ def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
     cols["sandbox_isolation"] = sb.get("isolation") or None
     cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
     cols["reused_from"] = payload.get("reused_from") or None
+    cols["reuse_key"] = payload.get("reuse_key") or None
     return cols
 
 

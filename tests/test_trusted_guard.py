@@ -231,3 +231,23 @@ def test_qiskit_parallel_code_runs_in_a_guarded_child_after_the_parent_started_i
     hamiltonian = get_goal("tfim-10").hamiltonian
     expected = hamiltonian.to_matrix(sparse=True).nnz  # starts Qiskit's rayon pool here, in the parent
     assert run_guarded(_sparse_matrix, hamiltonian, limits=Limits(20, 1 << 30)) == expected
+
+
+# ---------------------------------------------------------------- score reuse is keyed exactly, over every size
+
+
+def test_the_reuse_key_matches_renamed_copies_only_when_every_size_is_the_same_circuit():
+    from workers.evaluation.fingerprint import reuse_key
+
+    def renamed(circuit, prefix):
+        return circuit.assign_parameters({p: Parameter(f"{prefix}{i}") for i, p in enumerate(circuit.parameters)})
+
+    goal_size, extra = ry_cz(4, 2), ry_cz(6, 2)
+    key = reuse_key({4: goal_size, 6: extra}, R.SCORER_VERSION)
+    assert reuse_key({4: renamed(goal_size, "x"), 6: renamed(extra, "y")}, R.SCORER_VERSION) == key
+    assert reuse_key({4: goal_size, 6: ry_cz(6, 3)}, R.SCORER_VERSION) != key  # same goal circuit, other extra size
+    assert reuse_key({4: goal_size}, R.SCORER_VERSION) != key
+    assert reuse_key({4: goal_size, 6: extra}, "another scorer") != key
+    shifted = goal_size.copy()
+    shifted.rz(1e-3, 0)  # a different circuit with (nearly) the same state at any one point
+    assert reuse_key({4: shifted, 6: extra}, R.SCORER_VERSION) != key

@@ -2,13 +2,14 @@
 
 The evaluation task hands ``lookup_for(engine, goal_id, code_sha256)`` to the cascade; after the cheap stages
 (sandbox, verification, fingerprint) the cascade asks it for a *valid* evaluation of the same goal and scorer
-version whose circuit has the same fingerprint, and copies its barren-plateau and VQE metrics instead of
-recomputing them. Only the expensive stages are skipped; the copy is marked with ``reused_from``.
+version with the same reuse key (``fingerprint.reuse_key``: the structural fingerprints of the circuits at every
+scored size, exact, so neither a one-point numerical match nor a different extra-size circuit can borrow scores),
+and copies its barren-plateau and VQE metrics instead of recomputing them. Only the expensive stages are skipped; the copy is marked with ``reused_from``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 
@@ -41,12 +42,12 @@ def _vqe(row: Evaluation) -> R.VQEResult | None:
 
 def lookup_for(engine: Engine, goal_id: int, code_sha256: str,
                scorer_version: str = R.SCORER_VERSION) -> Callable[[str], tuple | None]:
-    """A ``reuse`` callable for ``evaluate_code``: fingerprint -> (bp, vqe, source key) or None."""
+    """A ``reuse`` callable for ``evaluate_code``: reuse key -> (bp, vqe, source key) or None."""
 
-    def reuse(fingerprint: str) -> tuple | None:
+    def reuse(key: str) -> tuple | None:
         with session_scope(engine) as session:
             row = session.execute(
-                select(Evaluation).where(Evaluation.circuit_fingerprint == fingerprint,
+                select(Evaluation).where(Evaluation.reuse_key == key,
                                          Evaluation.goal_id == goal_id, Evaluation.scorer_version == scorer_version,
                                          Evaluation.status == R.STATUS_VALID, Evaluation.reused_from.is_(None),
                                          Evaluation.code_sha256 != code_sha256)

@@ -81,6 +81,8 @@ class Prepared:
     verification: R.VerificationResult | None = None
     sandbox: R.SandboxResult | None = None
     fingerprint: str | None = None
+    reuse_key: str | None = None
+    """``fingerprint.reuse_key`` of the verified circuits (every size): what score reuse is matched on."""
     timings: dict = dataclasses.field(default_factory=dict)
 
 
@@ -132,7 +134,7 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
                                                                 sandbox=box, errors=[problem]))
     warm_up()
     try:
-        verification, passed, fingerprint, refused, problem = run_guarded(
+        verification, passed, (fingerprint, key), refused, problem = run_guarded(
             check_circuits, circuits, goal, seed, box, limits=config.trusted.verify_limits())
     except (GuardLimit, StageFailed) as exc:
         status = R.STATUS_RESOURCE if isinstance(exc, GuardLimit) else R.STATUS_ERROR
@@ -149,7 +151,7 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
             R.STATUS_INVALID, goal, seed, "verify", timings, errors=errors, verification=verification, sandbox=box))
     return Prepared(goal, seed, circuit=circuits[goal.num_qubits], verification=verification, sandbox=box,
                     circuits={n: c for n, c in circuits.items() if n in passed}, fingerprint=fingerprint,
-                    timings=timings)
+                    reuse_key=key, timings=timings)
 
 
 def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.EvaluationResult:
@@ -175,7 +177,7 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
         timings["score"] = time.perf_counter() - t
         return _finish(status, goal, seed, stage if stage in ("bp", "vqe", "hardware") else "bp", timings,
                        errors=[failure_message(stage, exc)], **dict(common, sandbox=prepared.sandbox))
-    return dataclasses.replace(result, sandbox=prepared.sandbox)
+    return dataclasses.replace(result, sandbox=prepared.sandbox, reuse_key=prepared.reuse_key)
 
 
 def reuse_scores(prepared: Prepared, bp: R.BarrenPlateauResult | None, vqe: R.VQEResult | None, *,
@@ -189,22 +191,23 @@ def reuse_scores(prepared: Prepared, bp: R.BarrenPlateauResult | None, vqe: R.VQ
     timings = dict(prepared.timings, reused=0.0)
     result = _finish(R.STATUS_VALID, prepared.goal, prepared.seed, stage, timings, bp=bp, vqe=vqe,
                      verification=prepared.verification, sandbox=prepared.sandbox, fingerprint=prepared.fingerprint)
-    return dataclasses.replace(result, reused_from=source)
+    return dataclasses.replace(result, reused_from=source, reuse_key=prepared.reuse_key)
 
 
 def evaluate_code(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None,
                   reuse: Callable[[str], tuple | None] | None = None) -> R.EvaluationResult:
     """Run the whole cascade on untrusted ``code`` for ``goal``. Never raises for anything the code does.
 
-    ``reuse(fingerprint) -> (bp, vqe, source) | None`` lets a caller hand back the scores of an earlier evaluation
-    of the same circuit (a renamed copy), so the expensive stages are skipped. Goal sets and goals with the
+    ``reuse(reuse_key) -> (bp, vqe, source) | None`` lets a caller hand back the scores of an earlier evaluation
+    of the same circuits at every size (a renamed copy: ``fingerprint.reuse_key``), so the expensive stages are
+    skipped. Goal sets and goals with the
     hardware stage are always scored in full (their extra metrics are not copied).
     """
     config = config or EvaluationConfig()
     prepared = prepare(code, goal, seed=seed, config=config)
-    if prepared.result is None and prepared.fingerprint and reuse is not None and goal.hardware is None \
+    if prepared.result is None and prepared.reuse_key and reuse is not None and goal.hardware is None \
             and not goal.is_set:
-        found = reuse(prepared.fingerprint)
+        found = reuse(prepared.reuse_key)
         if found is not None:
             bp, vqe, source = found
             return reuse_scores(prepared, bp, vqe, source=source)

@@ -10,8 +10,8 @@ on different qubits, and the global phase:
   written with different but equivalent gates (cz vs h-cx-h) - a collision of two truly different circuits at one
   random point has probability zero.
 
-The discovery loop uses ``circuit_fingerprint`` (numerical up to 14 qubits, structural above) to reuse an earlier
-evaluation instead of re-scoring a renamed copy.
+``circuit_fingerprint`` (numerical up to 14 qubits, structural above) names a circuit for the store and the
+reports. Score reuse is keyed by ``reuse_key`` instead: structural fingerprints at every scored size, exact.
 """
 
 from __future__ import annotations
@@ -103,3 +103,11 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
     if circuit.num_qubits <= NUMERICAL_LIMIT:
         return numerical_fingerprint(circuit)
     return structural_fingerprint(circuit)
+
+
+def reuse_key(circuits: dict[int, QuantumCircuit], scorer_version: str) -> str:
+    """The exact key under which scores may be reused: ``scorer_version`` and the structural fingerprint (canonical
+    gate list, Parameters renamed by first appearance; no numerical point a candidate could aim a collision at) of
+    the circuit at every scored size, so a copy matches only when all its circuits are the same gate lists."""
+    parts = [scorer_version] + [f"{n}={structural_fingerprint(c)}" for n, c in sorted(circuits.items())]
+    return "r:" + hashlib.sha256("|".join(parts).encode()).hexdigest()

@@ -262,6 +262,8 @@ class EvaluationResult(_JSON):
     """``fingerprint.circuit_fingerprint`` of the built circuit (renaming-invariant), when it was built."""
     reused_from: str | None = None
     """When the scores were copied from an earlier evaluation of the same circuit: that evaluation's key."""
+    reuse_key: str | None = None
+    """``fingerprint.reuse_key`` of the circuits scored (all sizes): the exact key a later copy is matched on."""
 
     def to_cli_json(self) -> dict[str, Any]:
         """The object ``qmind evaluate --json`` prints (contract relied on by scripts and tests)."""

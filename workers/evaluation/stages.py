@@ -21,7 +21,7 @@ from qiskit.circuit import Parameter
 from . import results as R
 from .barren import check_barren_plateau
 from .errors import EvaluationError
-from .fingerprint import circuit_fingerprint
+from .fingerprint import circuit_fingerprint, reuse_key
 from .goals import Goal
 from .hardware import score_hardware
 from .liveness import constant_energy_message
@@ -128,7 +128,7 @@ def _liveness(circuit: QuantumCircuit, goal: Goal, verification: R.VerificationR
 
 def check_circuits(circuits: dict, goal: Goal, seed: int, box: R.SandboxResult, *,
                    progress: Callable[[str], None] = lambda stage: None) -> tuple:
-    """(verification, sizes that passed, fingerprint, {size: why refused}, goal-set problem or None) for
+    """(verification, sizes that passed, (fingerprint, reuse key), {size: why refused}, goal-set problem or None) for
     ``circuits`` (num_qubits -> circuit, the goal's size first). Extra sizes that fail their own verification are
     left out of the barren-plateau fit; the caller names them in the sandbox result's size errors."""
     progress("verify")
@@ -137,7 +137,7 @@ def check_circuits(circuits: dict, goal: Goal, seed: int, box: R.SandboxResult, 
     if verification.ok:
         verification = _liveness(circuit, goal, verification, seed)
     if not verification.ok:
-        return verification, (), None, {}, None
+        return verification, (), (None, None), {}, None
     passed, refused = [goal.num_qubits], {}
     for n, other in circuits.items():
         if n != goal.num_qubits:
@@ -154,7 +154,11 @@ def check_circuits(circuits: dict, goal: Goal, seed: int, box: R.SandboxResult, 
         fingerprint = circuit_fingerprint(circuit)
     except EvaluationError:
         fingerprint = None
-    return verification, tuple(passed), fingerprint, refused, problem
+    try:
+        key = reuse_key({n: circuits[n] for n in passed}, R.SCORER_VERSION)
+    except Exception:  # noqa: BLE001 - no key: never reused, scored in full
+        key = None
+    return verification, tuple(passed), (fingerprint, key), refused, problem
 
 
 def score_stages(circuit: QuantumCircuit, circuits: dict, goal: Goal, seed: int, timings: dict, common: dict, *,
