@@ -3,8 +3,8 @@ scored size (``workers/evaluation/fingerprint.reuse_key``), so reused barren-pla
 copied on a one-point numerical match or without looking at the extra-size circuits. NULL on older rows (never
 reused from).
 
-Revision ID: 0005_trusted
-Revises: 0004_transfer
+Revision ID: 0006_trusted
+Revises: 0005_opsdeploy
 Create Date: 2026-12-03 08:05:00
 
 """
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_trusted"
-down_revision: str | Sequence[str] | None = "0004_transfer"
+revision: str = "0006_trusted"
+down_revision: str | Sequence[str] | None = "0005_opsdeploy"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
