@@ -216,6 +216,15 @@ def random_reference(goal: Goal, *, samples: int, seed: int, engine: str, settin
     return _REFERENCE[key]
 
 
+def preload_reference(goal: Goal, *, samples: int, seed: int, engine: str | None = "auto") -> None:
+    """Compute the level rule's random reference for ``goal`` now (in the worker, before the guarded child is
+    forked), so every candidate's child inherits it instead of recomputing it (seconds per goal)."""
+    settings = BarrenSettings.from_env()
+    if goal.num_qubits >= settings.level_min_qubits and samples >= 2:
+        with blas_threads():
+            random_reference(goal, samples=samples, seed=seed, engine=resolve_engine(engine), settings=settings)
+
+
 def _usable(circuits: Mapping[int, QuantumCircuit], goal: Goal,
             size_errors: Mapping[int, str]) -> tuple[dict[int, tuple[QuantumCircuit, Goal]], list[str]]:
     """Circuits that verify at their size and are one family with the goal's (family.py); problems in words."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import random
 import time
@@ -22,14 +23,16 @@ from collections.abc import Callable
 from qiskit import QuantumCircuit
 
 from . import results as R
-from .barren import scaling_sizes
+from .barren import preload_reference, scaling_sizes
 from .goals import Goal
 from .guard import GuardLimit, StageFailed, TrustedConfig, run_guarded
 from .hardware import preload_backend
+from .reference import product_state_energy
 from .sandbox import SandboxConfig, load_circuit, run_candidate
 from .stages import check_circuits, failure_message, finish, public_sandbox, score_stages, warm_up
 from .transfer import set_sizes
 
+log = logging.getLogger(__name__)
 _SANDBOX_STATUS = {"error": R.STATUS_ERROR, "timeout": R.STATUS_TIMEOUT, "resource": R.STATUS_RESOURCE}
 
 
@@ -154,6 +157,18 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
                     reuse_key=key, timings=timings)
 
 
+def _preload_references(goal: Goal, config: EvaluationConfig, seed: int) -> None:
+    """The reward's product-state energy and the BP level rule's random reference, cached in this process before
+    the guarded child forks (each costs seconds once per goal; recomputed in every child otherwise)."""
+    try:
+        if not goal.is_set:
+            product_state_energy(goal.hamiltonian)
+        if config.run_bp:
+            preload_reference(goal, samples=config.bp_samples, seed=seed)
+    except Exception as exc:  # noqa: BLE001 - a cache miss only costs time; the child computes (and reports) it
+        log.warning("could not precompute the reference energies of %s: %s", goal.name, exc)
+
+
 def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.EvaluationResult:
     """Barren-plateau check, VQE (every member of a goal set), the hardware stage when the goal asks for it, then
     rewards, for a prepared candidate, in a guarded child (time and memory limits from ``config.trusted``): a limit
@@ -165,6 +180,7 @@ def score(prepared: Prepared, *, config: EvaluationConfig | None = None) -> R.Ev
     common = {"verification": prepared.verification, "sandbox": None, "fingerprint": prepared.fingerprint}
     if goal.hardware is not None:  # loaded here, once per worker: every forked child inherits it (several seconds)
         preload_backend(goal.hardware.backend)
+    _preload_references(goal, config, seed)
     t = time.perf_counter()
     try:
         staged = functools.partial(score_stages, config=config,
