@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+
+from workers.evaluation.text import clean_text
 
 DEFAULT_BUDGET = 3000
 MAX_CODE_CHARS = 900
@@ -129,7 +131,7 @@ def build_memory_context(records: Sequence[MemoryRecord], *, budget: int = DEFAU
         lines = []
         for r in failed:
             why = "; ".join(r.errors) if r.errors else ("barren plateau" if r.has_barren_plateau else r.status)
-            lines.append(f"- {r.status}: {why[:240]}")
+            lines.append(f"- {r.status}: {clean_text(why, 240)}")  # candidate text: no escapes into the prompt
         sections.append(("Recent failures to avoid:", lines))
     text = ""
     for title, entries in sections:

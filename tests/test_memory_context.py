@@ -64,3 +64,11 @@ def test_barren_plateau_candidates_count_as_failures_not_best():
     best, _, failed = select(records)
     assert [r.error for r in best] == [0.2]
     assert failed and failed[0].has_barren_plateau
+
+
+def test_failure_messages_reach_the_prompt_without_escape_or_control_characters():
+    records = [rec(1, error=0.1), rec(2, status="invalid", it=1,
+                                      errors=["gate \x1b[2J\x1b]0;owned\x07evil\u202e name\x00 refused"])]
+    text = build_memory_context(records)
+    assert "gate evil name refused" in text
+    assert not any(ch in text for ch in ("\x1b", "\x07", "\x00", "\u202e"))
