@@ -20,25 +20,12 @@ Everything is seeded; building and teaching take a few seconds on one CPU core.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from collections.abc import Sequence
 
 import torch
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-# Qwen2.5's template reduced to what matters here: ChatML turns and a default system turn when none is given.
-CHAT_TEMPLATE = (
-    "{%- if messages[0]['role'] != 'system' %}"
-    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
 
 SAMPLE_CODE = '''from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
@@ -72,38 +59,11 @@ def corpus() -> str:
 
 
 def build_tokenizer(vocab_size: int = 1000):
-    """A byte-level BPE tokenizer trained here with Qwen2's own normaliser and pre-tokeniser, wrapped in
-    transformers' ``Qwen2Tokenizer`` (the class ``AutoTokenizer`` picks for a qwen2 checkpoint, so a saved and
-    reloaded copy tokenizes identically), with Qwen's special tokens and a ChatML chat template."""
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        trainers,
-    )
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+    """A byte-level BPE tokenizer trained on :func:`corpus` (``training.tokenizer``: Qwen2's normaliser and
+    pre-tokeniser, Qwen's special tokens, a ChatML chat template)."""
+    from training.tokenizer import train_tokenizer
 
-    core = Tokenizer(models.BPE())
-    core.normalizer = normalizers.NFC()
-    core.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    core.train_from_iterator([corpus()], trainer)
-    model = json.loads(core.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    tokenizer = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, eos_token="<|im_end|>",
-                               pad_token="<|endoftext|>", unk_token=None, chat_template=CHAT_TEMPLATE,
-                               padding_side="left", model_max_length=4096)
-    tokenizer.add_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS], special_tokens=True)
-    return tokenizer
+    return train_tokenizer([corpus()], vocab_size)
 
 
 def build_model(tokenizer, *, hidden_size: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
@@ -194,7 +154,7 @@ class TinyCheckpoint:
 
 
 def build_checkpoint(root: pathlib.Path, lessons: Sequence[tuple[str, str]] = (), *, rank: int = 8,
-                     steps: int = 300) -> TinyCheckpoint:
+                     steps: int = 300, target_loss: float = 0.01) -> TinyCheckpoint:
     """Base model + tokenizer under ``root/base``, a LoRA adapter under ``root/adapter``; base and adapter are taught
     ``lessons`` together (the LoRA starts from random A and B), so only base + adapter answers them."""
     root = pathlib.Path(root)
@@ -203,7 +163,7 @@ def build_checkpoint(root: pathlib.Path, lessons: Sequence[tuple[str, str]] = ()
     peft_model = add_lora(build_model(tokenizer), r=rank, alpha=2 * rank)
     for parameter in peft_model.parameters():  # base and adapter learn the lessons together: both are needed
         parameter.requires_grad_(True)
-    loss = teach(peft_model, tokenizer, lessons, steps=steps) if lessons else float("nan")
+    loss = teach(peft_model, tokenizer, lessons, steps=steps, target_loss=target_loss) if lessons else float("nan")
     peft_model.save_pretrained(adapter_dir)  # adapter weights only
     base = peft_model.unload()  # the base model without the LoRA layers (not merged)
     base.save_pretrained(base_dir)

@@ -141,13 +141,16 @@ def export_sft(
         by_status = Q.count_by_status(session, filters)
         stmt = Q.sft_statement(filters, quality)
         rows = Q.fetch(session, stmt)
+        unprompted = len(Q.fetch(session, Q.sft_statement(filters, quality, rendered_only=False))) - len(rows)
         meta = _base_meta("sft", engine, filters, session, stmt)
     if not rows:
         raise EmptyExportError(
             f"no candidate passed the SFT filters (valid, vqe_error <= {quality.max_error}"
             f"{'' if quality.allow_barren_plateau else ', no barren plateau'}); "
             f"candidates by status under the "
-            f"store filters: {by_status or 'none'}. Loosen --max-error or evaluate more candidates"
+            f"store filters: {by_status or 'none'}"
+            f"{f' ({unprompted} passed but answered no rendered prompt: baselines)' if unprompted else ''}. "
+            f"Loosen --max-error or evaluate more candidates"
         )
     kept = dedupe(rows)
     train_goals, eval_set = split_goals(
@@ -155,7 +158,7 @@ def export_sft(
     )
     out_rows = []
     for r in kept:
-        if prompt_source == "goal" or not r["prompt"]:
+        if prompt_source == "goal":
             prompt, system = render_prompt(goals.get(r["spec_hash"], r["goal_spec"]), ""), SYSTEM_PROMPT
         else:
             prompt, system = r["prompt"], r["system_prompt"]
@@ -199,6 +202,7 @@ def export_sft(
         counts={
             "candidates_by_status": by_status,
             "passed_quality": len(rows),
+            "not_a_rendered_prompt": unprompted,
             "after_dedup": len(kept),
             "duplicates_removed": len(rows) - len(kept),
         },

@@ -25,6 +25,7 @@ from .sft import (
     TrainResult,
     checkpointing_kwargs,
     data_record,
+    epochs_used,
     finish,
     last_logged,
     library_versions,
@@ -117,6 +118,16 @@ def rollout_record(settings: GRPOSettings, generation, rollout, output, device: 
     if rollout is not None:
         record["decoder"] = rollout.stats.to_dict()
     return record
+
+
+def reward_timing(reward_seconds: float, train_seconds: float | None) -> dict[str, float | None]:
+    """config.yaml's record of how long the trainer waited for rewards (sandboxed judging) against the run."""
+    share = reward_seconds / train_seconds if train_seconds else None
+    return {
+        "reward_seconds": round(reward_seconds, 3),
+        "train_seconds": None if train_seconds is None else round(float(train_seconds), 3),
+        "reward_time_share": None if share is None else round(share, 4),
+    }
 
 
 def base_for_adapter(settings: GRPOSettings, adapter: str | None, explicit_base: bool) -> GRPOSettings:
@@ -212,7 +223,7 @@ def train_grpo(
             "base_model": loaded.base_model,
             "training_data": data_record(data, meta),
             "num_examples": len(dataset),
-            "epochs": settings.num_train_epochs,
+            "epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
             "final_loss": last_logged(history, "loss")
             if last_logged(history, "loss") is not None
             else float(output.training_loss),
@@ -223,9 +234,11 @@ def train_grpo(
             "final_reward_mean": last_logged(history, "reward"),
             "final_valid_fraction": last_logged(history, "valid"),
             "steps": int(trainer.state.global_step),
+            **reward_timing(reward.seconds, output.metrics.get("train_runtime")),
             "parent_adapter": loaded.adjustments.get("continued_from"),
             "training_config": {
                 **settings.to_dict(),
+                "num_train_epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
                 "backend": loaded.backend,
                 "device": loaded.device,
                 "use_vllm": use_vllm,

@@ -159,7 +159,8 @@ class ModelEvaluation:
     seconds: float
     per_goal: dict = dataclasses.field(default_factory=dict)
     samples: tuple = ()
-    """Per completion: goal, temperature, status, code hash, first error, novel."""
+    """Per completion: goal, temperature, status, code hash, first error, novel, VQE error and the seed and shaped
+    rewards (0 unless valid; VQE runs only with ``run_vqe``)."""
     identity: dict = dataclasses.field(default_factory=dict)
     """generator, model, adapter as the batches recorded them (what names the model version in the store)."""
     date: str = ""
@@ -282,6 +283,9 @@ def evaluate_model(
             "code_sha256": v.code_sha256,
             "error": v.errors[0] if v.errors else None,
             "novel": nv,
+            "vqe_error": v.vqe_error,
+            "seed_reward": v.reward("seed"),
+            "shaped_reward": v.reward("shaped"),
         }
         for (g, c), v, nv in zip(rows, verdicts, novel)
     )

@@ -19,6 +19,7 @@ TRL calls a reward function as ``f(prompts=..., completions=..., completion_ids=
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,8 @@ class CircuitReward:
         self.pool = pool if pool is not None else EvaluationPool(workers=workers, seed=seed, config=config)
         self.last: list[Verdict] = []
         """Verdicts of the most recent call (for logging and tests)."""
+        self.seconds = 0.0
+        """Wall time spent inside reward calls so far (the trainer waits for it: rollouts block on rewards)."""
 
     def __call__(
         self,
@@ -63,7 +66,10 @@ class CircuitReward:
             raise TrainingError(
                 "the reward function needs the 'goal_spec' column; train on a `qmind export grpo` file"
             )
+        started = time.perf_counter()
         verdicts = self.pool.judge_completions(list(completions), list(goal_spec))
+        elapsed = time.perf_counter() - started
+        self.seconds += elapsed
         self.last = verdicts
         rewards = [v.reward(self.kind) for v in verdicts]
         if log_metric is not None and verdicts:
@@ -71,6 +77,7 @@ class CircuitReward:
             log_metric("code_extracted", sum(v.status != "no-code" for v in verdicts) / n)
             log_metric("verified", sum(v.verified for v in verdicts) / n)
             log_metric("valid", sum(v.status == "valid" for v in verdicts) / n)
+            log_metric("reward_seconds", elapsed)
         if log_extra is not None:
             log_extra("status", [v.status for v in verdicts])
         return rewards

@@ -60,6 +60,10 @@ def last_logged(history: list[dict], key: str) -> float | None:
     return None
 
 
+def first_logged(history: list[dict], key: str) -> float | None:
+    return last_logged(list(reversed(history)), key)
+
+
 def trl_sft_kwargs(settings: SFTSettings, *, output_dir: str, has_eval: bool, on_cpu: bool) -> dict[str, Any]:
     """SFTConfig keyword arguments (TRL 1.x names: ``max_length`` replaced ``max_seq_length``)."""
     s = dataclasses.replace(settings, **cpu_adjustments(settings)) if on_cpu else settings
@@ -121,12 +125,24 @@ def warmup_kwargs(ratio: float) -> dict[str, float]:
     return {"warmup_steps": ratio}
 
 
-def effective_settings(settings: SFTSettings, loaded: LoadedModel) -> dict[str, Any]:
+def epochs_used(max_steps: int, epochs: float, state_epoch: float | None) -> float:
+    """The epochs a run really did: the configured ones, or, when ``max_steps`` overrode them, the trainer's
+    count when it stopped (a fraction when it stopped inside the first pass)."""
+    return round(float(state_epoch or 0.0), 4) if max_steps > 0 else epochs
+
+
+def effective_settings(
+    settings: SFTSettings, loaded: LoadedModel, *, has_eval: bool, state_epoch: float | None
+) -> dict[str, Any]:
+    """The settings as the trainer used them: backend changes, no evaluation without an eval split, the epochs
+    run when ``max_steps`` overrode them."""
     changes = dict(loaded.adjustments)
     if loaded.device == "cpu":
         changes.update(cpu_adjustments(settings))
     return {
         **settings.to_dict(),
+        "eval_strategy": settings.eval_strategy if has_eval else "no",
+        "num_train_epochs": epochs_used(settings.max_steps, settings.num_train_epochs, state_epoch),
         "backend": loaded.backend,
         "device": loaded.device,
         "changed_for_backend": changes,
@@ -236,8 +252,9 @@ def train_sft(
             "base_model": loaded.base_model,
             "training_data": data_record(data, meta),
             "num_examples": len(train),
-            "epochs": settings.num_train_epochs,
+            "epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
             "final_loss": last_logged(trainer.state.log_history, "loss") or float(output.training_loss),
+            "first_loss": first_logged(trainer.state.log_history, "loss"),
             "eval_accuracy": last_logged(history, "eval_mean_token_accuracy"),
             "date": today(),
             "method": "sft",
@@ -249,7 +266,9 @@ def train_sft(
             "epochs_completed": float(trainer.state.epoch or 0.0),
             "parent_adapter": loaded.adjustments.get("continued_from"),
             "throughput": speed.record(),
-            "training_config": effective_settings(settings, loaded),
+            "training_config": effective_settings(
+                settings, loaded, has_eval=len(evaluation) > 0, state_epoch=trainer.state.epoch
+            ),
             "trainer_dir": str(pathlib.Path(output_dir).resolve()),
             "versions": library_versions(),
         }

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from db.models import FINAL_STATUSES, Candidate, Evaluation, GenerationBatch, Goal, ModelVersion
 from workers.evaluation.results import SCORER_VERSION
+from workers.generation.prompts import PROMPT_PREFIX, PROMPT_SUFFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,15 @@ def _batch_filters(stmt: Select, filters: StoreFilters) -> Select:
         names = [v for v in filters.model_versions if not v.isdigit()]
         stmt = stmt.where(or_(ModelVersion.name.in_(names), ModelVersion.id.in_(ids)))
     return stmt
+
+
+def rendered_prompt():
+    """Batches whose prompt is a real rendered prompt (the seed template's head and tail): the loop's baseline
+    batches (prompt ``baselines``) and anything else written without asking a model are not training data."""
+    return and_(
+        GenerationBatch.prompt.startswith(PROMPT_PREFIX, autoescape=True),
+        GenerationBatch.prompt.endswith(PROMPT_SUFFIX, autoescape=True),
+    )
 
 
 def _evaluation_join(filters: StoreFilters):
@@ -148,10 +158,11 @@ def candidates_statement(filters: StoreFilters, *, with_uncoded: bool = False) -
     return _batch_filters(stmt, filters).order_by(Candidate.id)
 
 
-def sft_statement(filters: StoreFilters, quality: SFTQuality) -> Select:
+def sft_statement(filters: StoreFilters, quality: SFTQuality, *, rendered_only: bool = True) -> Select:
     """Candidates whose code is valid, scored within ``max_error`` and (unless allowed) free of barren
-    plateaus."""
+    plateaus, answering a real rendered prompt (``rendered_only=False``: whatever their batch's prompt)."""
     stmt = candidates_statement(filters).where(
+        rendered_prompt() if rendered_only else true(),
         Evaluation.status == "valid",
         Evaluation.vqe_error.is_not(None),
         Evaluation.vqe_error <= quality.max_error,
@@ -172,7 +183,7 @@ def prompts_statement(filters: StoreFilters) -> Select:
         )
         .join(Goal, Goal.id == GenerationBatch.goal_id)
         .outerjoin(ModelVersion, ModelVersion.id == GenerationBatch.model_version_id)
-        .where(GenerationBatch.status == "done", GenerationBatch.prompt != "")
+        .where(GenerationBatch.status == "done", rendered_prompt())
     )
     distinct = (
         _batch_filters(distinct, filters)

@@ -27,7 +27,9 @@ def _register() -> None:
         export,
         generate,
         goals,
+        models,
         train,
+        train_base,
         worker,
     )
 

@@ -30,7 +30,7 @@ def discover(
     iterations: int = typer.Option(5, "--iterations", "-n", min=1, max=10_000, help="Iterations to run."),
     generator: str = typer.Option("procedural", "--generator", help=f"One of {', '.join(GENERATORS)}."),
     model: str = typer.Option(None, "--model", help="Model name from the model table, or a local directory."),
-    adapter: str = typer.Option(None, "--adapter", help="LoRA adapter directory."),
+    adapter: str = typer.Option(None, "--adapter", help="Adapter folder, latest, or a version."),
     prompts: int = typer.Option(4, "--prompts-per-iteration", "-k", min=1, max=1024,
                                 help="Prompts per goal and iteration (3 candidates each)."),
     target_error: float = typer.Option(None, "--target-error", min=0.0,
@@ -56,6 +56,7 @@ def discover(
     from db.errors import StoreError
     from scheduler.loop import DiscoveryConfig, DiscoveryError, DiscoveryLoop, resume_goals
     from scheduler.progress import LoopProgress
+    from training.errors import TrainingError
     from workers.launch import NoConsumerError
     from workers.submit import QueueUnavailableError
 
@@ -84,7 +85,9 @@ def discover(
             if model:
                 gen["model"] = model
             if adapter:
-                gen["adapter"] = adapter
+                from training.registry import resolve_adapter
+
+                gen["adapter"] = resolve_adapter(engine, adapter)  # latest / quantum-mind-vN: the registry
             config = DiscoveryConfig(iterations=iterations, prompts_per_iteration=prompts,
                                      target_error=target_error, generator=gen, seed=seed,
                                      baselines=not no_baselines, report_root=report_dir)
@@ -92,7 +95,7 @@ def discover(
                 from workers.generation.config import GeneratorConfig
 
                 GeneratorConfig(**gen)  # validates model/adapter names before anything is written
-    except (GoalError, DiscoveryError, StoreError, ValueError) as exc:
+    except (GoalError, DiscoveryError, StoreError, ValueError, TrainingError) as exc:
         usage_error(str(exc), as_json=as_json)
 
     progress = LoopProgress(enabled=not as_json)

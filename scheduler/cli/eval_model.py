@@ -48,7 +48,7 @@ def eval_model_cmd(
     model: str | None = typer.Option(
         None, "--model", help="Base model (model-table name, Hub id or folder)."
     ),
-    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter folder (a qmind checkpoint)."),
+    adapter: str | None = typer.Option(None, "--adapter", help="Adapter folder, latest, or quantum-mind-vN."),
     generator: str = typer.Option(
         "transformers",
         "--generator",
@@ -107,6 +107,9 @@ def eval_model_cmd(
         usage_error(f"--temperatures must be comma-separated numbers, got {temperatures!r}", as_json=as_json)
     if prompts < 1:
         usage_error(f"--prompts must be at least 1, got {prompts}", as_json=as_json)
+    from .models import adapter_option
+
+    adapter = adapter_option(adapter, url, as_json=as_json)
     settings = {"generator": generator, "temperatures": temps, "seed": seed}
     if generator != "procedural":
         settings.update(

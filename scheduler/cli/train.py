@@ -87,6 +87,7 @@ def _report(result, as_json: bool) -> None:
         "eval_accuracy",
         "perplexity",
         "final_reward_mean",
+        "reward_time_share",
         "date",
     )
     out = {
@@ -225,7 +226,7 @@ def train_sft_cmd(
 @train_app.command("grpo")
 def train_grpo_cmd(
     data: pathlib.Path = typer.Option(..., "--data", help="A `qmind export grpo` file."),
-    adapter: str | None = typer.Option(None, "--adapter", help="The SFT checkpoint to continue (usual)."),
+    adapter: str | None = typer.Option(None, "--adapter", help="Adapter to continue: folder, latest, vN name."),
     model: str | None = typer.Option(None, "--model", help="Base model (default: the adapter's base)."),
     backend: str | None = typer.Option(None, "--backend", help="auto, peft-4bit or peft."),
     load_in_4bit: bool | None = typer.Option(None, "--4bit/--no-4bit", help="4-bit NF4 base (default: on)."),
@@ -329,10 +330,12 @@ def train_grpo_cmd(
         config = dataclasses.replace(config, **_given(bp_samples=bp_samples, restarts=restarts))
         engine = _engine(url, not no_register)
         with _progress(as_json):
+            from .models import adapter_option
+
             result = train_grpo(
                 data,
                 settings=settings,
-                adapter=adapter,
+                adapter=adapter_option(adapter, url, as_json=as_json),
                 explicit_base=model is not None,
                 checkpoints_root=checkpoints,
                 trainer_root=trainer_dir,

@@ -74,7 +74,8 @@ def hva_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sft_run(flow_sqlite, sft_export, tiny_base, tmp_path_factory):
-    """One SFT run through the CLI: the seed's settings except 2 steps, accumulation 2, no loader workers."""
+    """One SFT run through the CLI: the seed's settings except 4 steps, accumulation 2, a learning rate that
+    shows the loss falling in 4 steps, a loss line per step, no loader workers."""
     engine, _ = flow_sqlite
     root = tmp_path_factory.mktemp("sft")
     result = qmind(
@@ -86,9 +87,13 @@ def sft_run(flow_sqlite, sft_export, tiny_base, tmp_path_factory):
         "--model",
         str(tiny_base.base_dir),
         "--max-steps",
-        "2",
+        "4",
         "--grad-accum",
         "2",
+        "--learning-rate",
+        "2e-3",
+        "--logging-steps",
+        "1",
         "--dataloader-workers",
         "0",
         "--checkpoints",

@@ -27,6 +27,9 @@ GOALS = ("tfim-4", "heisenberg-4", "tfim-6")
 PROMPTS_PER_GOAL = 2
 EVAL_SEED = 0
 
+REFUSAL = "I cannot write that circuit."
+"""A completion without code (reward 0)."""
+
 FORBIDDEN_GATE = """\
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
@@ -91,7 +94,7 @@ def _batches():
         "candidates": [
             {
                 "temperature": t,
-                "raw": f"```python\n{c}```" if c else "I cannot write that circuit.",
+                "raw": f"```python\n{c}```" if c else REFUSAL,
                 "code": c,
                 "tokens": 0,
                 "extraction_error": None if c else "no code",

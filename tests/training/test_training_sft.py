@@ -26,7 +26,7 @@ from workers.model_version import adapter_sha256, model_version_fields
 
 def test_sft_trains_a_few_steps_on_cpu_and_writes_an_adapter_only_checkpoint(sft_run):
     payload, ckpt, _ = sft_run
-    assert ckpt.name == "quantum-mind-v1" and payload["version"] == "v1" and payload["steps"] == 2
+    assert ckpt.name == "quantum-mind-v1" and payload["version"] == "v1" and payload["steps"] == 4
     files = {p.name for p in ckpt.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "config.yaml"} <= files
     assert not files & {"model.safetensors", "pytorch_model.bin"}  # adapter weights only
@@ -45,9 +45,10 @@ def test_sft_trains_a_few_steps_on_cpu_and_writes_an_adapter_only_checkpoint(sft
 def test_config_yaml_records_the_runs_speed_per_optimizer_step(sft_run):
     _, ckpt, _ = sft_run
     speed = yaml.safe_load((ckpt / "config.yaml").read_text())["throughput"]
-    assert speed["steps"] == 2 and len(speed["step_seconds"]) == 2 and all(s > 0 for s in speed["step_seconds"])
+    assert speed["steps"] == 4 and len(speed["step_seconds"]) == 4 and all(s > 0 for s in speed["step_seconds"])
     assert all(t > 0 for t in speed["step_tokens"])  # packed input ids of the 2 x 2 micro-batches of a step
-    assert speed["tokens_per_s"] == pytest.approx(speed["step_tokens"][1] / speed["step_seconds"][1], rel=1e-3)
+    later = sum(speed["step_tokens"][1:]) / sum(speed["step_seconds"][1:])  # the first step is left out
+    assert speed["tokens_per_s"] == pytest.approx(later, rel=1e-3)
     assert speed["peak_memory_gib"] is None  # CPU
 
 
@@ -56,27 +57,44 @@ def test_config_yaml_has_the_seeds_fields_and_names_its_data(sft_run, sft_export
     config = yaml.safe_load((ckpt / "config.yaml").read_text())
     assert list(config)[: len(SEED_FIELDS)] == list(SEED_FIELDS)
     train_rows = sum(r["split"] == "train" for r in load_rows(sft_export))
-    assert (config["version"], config["num_examples"], config["epochs"]) == ("v1", train_rows, 3)
+    assert (config["version"], config["num_examples"]) == ("v1", train_rows)
+    # --max-steps overrode the seed's 3 epochs: config.yaml says how many were really done (the packed export is
+    # one sequence, so each step is an epoch)
+    assert config["epochs"] == config["epochs_completed"] == config["training_config"]["num_train_epochs"] == 4
     assert config["training_data"]["file"] == str(sft_export.resolve())
     assert config["training_data"]["meta"]["kind"] == "sft" and config["training_data"]["sha256"]
     assert math.isfinite(config["final_loss"]) and config["final_loss"] > 0
+    assert config["final_loss"] < config["first_loss"] - 0.1, "the training loss did not fall"
     assert 0.0 <= config["eval_accuracy"] <= 1.0 and math.isfinite(config["eval_loss"])
     assert config["perplexity"] == pytest.approx(math.exp(config["eval_loss"]))
     assert len(str(config["date"])) == 10
     used = config["training_config"]
     assert (used["learning_rate"], used["lr_scheduler_type"], used["packing"], used["max_seq_length"]) == (
-        2e-4,
+        2e-3,
         "cosine",
         True,
         2048,
     )
-    assert (used["max_steps"], used["gradient_accumulation_steps"]) == (2, 2)  # the two overrides
+    assert (used["max_steps"], used["gradient_accumulation_steps"]) == (4, 2)  # the overrides
+    assert used["eval_strategy"] == "steps"  # the export has an eval split (tfim-6)
     assert used["backend"] == "peft" and used["changed_for_backend"] == {
         "load_in_4bit": False,
         "bf16": False,
         "fp16": False,
         "optim": "adamw_torch",
     }
+
+
+def test_config_yaml_records_no_evaluation_without_an_eval_split_and_the_epochs_run():
+    from types import SimpleNamespace
+
+    from training.sft import effective_settings
+
+    loaded = SimpleNamespace(adjustments={}, device="cuda", backend="peft")
+    used = effective_settings(SFTSettings(max_steps=7), loaded, has_eval=False, state_epoch=0.4375)
+    assert (used["eval_strategy"], used["num_train_epochs"], used["max_steps"]) == ("no", 0.4375, 7)
+    used = effective_settings(SFTSettings(), loaded, has_eval=True, state_epoch=3.0)
+    assert (used["eval_strategy"], used["num_train_epochs"]) == ("steps", 3)
 
 
 def test_the_checkpoint_is_registered_with_its_adapter_hash(sft_run, tiny_base):
@@ -112,7 +130,7 @@ def test_generation_batches_with_the_adapter_name_the_registered_model_version(s
 
 
 def test_registering_is_idempotent_on_sqlite_and_postgresql(store, sft_run):
-    payload, ckpt, _ = sft_run
+    _, ckpt, _ = sft_run
     result = qmind(store, "train", "register", str(ckpt), "--json")
     again = qmind(store, "train", "register", str(ckpt), "--json")
     assert result.exit_code == 0, result.output

@@ -41,6 +41,10 @@ REQUIREMENTS:
 Generate only the Python code."""
 
 EMPTY_CONTEXT = "None yet."
+PROMPT_PREFIX = USER_TEMPLATE.split("{", 1)[0]
+"""Every rendered prompt starts with this (the template's text before its first field)."""
+PROMPT_SUFFIX = USER_TEMPLATE.rsplit("}", 1)[1]
+"""Every rendered prompt ends with this (the template's text after its last field)."""
 DEFAULT_MAX_CONTEXT_CHARS = 4000
 DEFAULT_MAX_TERMS = 24
 
@@ -82,6 +86,12 @@ def render_prompt(goal: Goal, memory_context: str | None = "", *, max_context_ch
         allowed_gates=", ".join(goal.allowed_gates),
         memory_context=bound_context(memory_context, max_context_chars),
     )
+
+
+def is_rendered_prompt(text: str | None) -> bool:
+    """Whether ``text`` came out of :func:`render_prompt` (the seed template's fixed head and tail). Batches the
+    loop writes without asking a model (baselines: prompt ``baselines``) fail this."""
+    return bool(text) and text.startswith(PROMPT_PREFIX) and text.endswith(PROMPT_SUFFIX)
 
 
 def chat_messages(prompt: str, *, system_prompt: str = SYSTEM_PROMPT, system_role: bool = True) -> list[dict]:
