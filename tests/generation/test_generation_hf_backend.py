@@ -87,7 +87,7 @@ def test_rows_of_one_generate_call_stop_each_at_their_own_effective_stop(tiny_ch
     gen = generator(tiny_checkpoint)
     gen.load()
     tok = gen.tokenizer
-    untaught = PromptRequest(get_goal("tfim-6"), "", seed=4)  # no lesson: it never writes `def create_ansatz`
+    untaught = PromptRequest(get_goal("lih"), "", seed=4)  # a molecule, unlike every lesson: no `def create_ansatz`
     texts = [chat_text(tok, render_prompt(r.goal, r.memory_context)) for r in (TFIM, HEIS, XY, untaught)]
     spec = SamplingSpec(temperatures=[0.0] * 4, seeds=[1, 2, 3, 4], max_new_tokens=200, stop=("```\n", "\n\n\n"))
     eos = eos_token_ids(gen.model, tok)

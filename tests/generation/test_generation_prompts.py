@@ -48,7 +48,7 @@ def _seed_block(heading: str) -> str:
 
 def test_the_rendered_tfim4_prompt_is_the_seed_template_filled_in_word_for_word():
     goal = get_goal("tfim-4")  # the description is the goal's own text; everything else is literal here
-    assert "TFIM" in goal.description and "4 spins" in goal.description
+    assert "TFIM" in goal.description and "4 sites" in goal.description
     assert render_prompt(goal, "") == TFIM4_PROMPT.replace("{description}", goal.description)
 
 
