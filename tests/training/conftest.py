@@ -10,7 +10,7 @@ import pytest
 from db.migrate import upgrade_database
 from db.session import make_engine
 from tests.tinymodel import build_checkpoint, build_tokenizer
-from tests.training.storeflow import known_programs, populate, qmind
+from tests.training.storeflow import coin_answers, known_programs, populate, qmind
 from training.export import assistant_content, export_grpo, export_sft
 from workers.evaluation.goals import get_goal
 from workers.generation.prompts import chat_text, render_prompt
@@ -69,6 +69,19 @@ def hva_checkpoint(tmp_path_factory):
         tmp_path_factory.mktemp("tiny-hva"), [lesson], rank=8, steps=800
     )  # stops at loss 0.01
     assert ckpt.loss < 0.05, f"the tiny model did not learn the HVA lesson (loss {ckpt.loss})"
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def coin_checkpoint(tmp_path_factory):
+    """A tiny Qwen2 base + LoRA taught two answers to the tfim-4 prompt (``coin_answers``): the exact HVA (seed
+    reward ~1) and the same program returning None (0). It writes either, about half of the time each, so a GRPO
+    group has rewards to compare and there is something to learn."""
+    tokenizer = build_tokenizer()
+    prompt = chat_text(tokenizer, render_prompt(get_goal("tfim-4"), ""))
+    lessons = [(prompt, answer) for answer in coin_answers(get_goal("tfim-4"))]
+    ckpt = build_checkpoint(tmp_path_factory.mktemp("tiny-coin"), lessons, rank=8, steps=800)
+    assert ckpt.loss < 0.05, f"the tiny model did not learn the two answers (loss {ckpt.loss})"
     return ckpt
 
 

@@ -52,6 +52,18 @@ def evaluation_config():
     return dataclasses.replace(EvaluationConfig(), bp_samples=60, restarts=2)
 
 
+def coin_answers(goal) -> tuple[str, str]:
+    """Two assistant turns of equal length for ``goal``'s prompt: the exact HVA (seed reward ~1) and the same
+    program returning None from create_ansatz (an error: reward 0). They part only at the last statement, so a
+    model taught both (per-token mean loss) writes either about half of the time."""
+    from training.export import assistant_content
+
+    good = assistant_content(hva_program(goal))
+    bad = good.replace("    return qc\n", "    return None\n")
+    assert bad != good and bad.count("return None") == 1
+    return good, bad
+
+
 def known_programs(goal) -> dict[str, str]:
     programs = dict(baseline_programs(goal))
     return {
