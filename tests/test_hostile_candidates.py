@@ -278,9 +278,13 @@ def test_monkeypatching_stays_inside_the_sandbox_and_the_circuit_is_just_a_circu
 
 def test_a_forged_result_frame_is_caught_by_the_loader(mode):
     result = run_candidate(hostile("qpy_forgery"), 3, config=config(mode))
-    assert result.status == "ok", result.errors
-    with pytest.raises(EvaluationError, match="100000000 qubits"):
-        load_circuit(result.circuits_qpy[3])
+    # the runner may refuse the run outright (status "error"); whatever frame came back must never load
+    assert result.status in ("ok", "error"), result
+    qpy = (result.circuits_qpy or {}).get(3)
+    assert result.status == "error" or qpy is not None, result
+    if qpy is not None:
+        with pytest.raises(EvaluationError, match="100000000 qubits"):
+            load_circuit(qpy)
 
 
 def test_the_evaluator_is_unharmed_after_the_hostile_runs(mode):

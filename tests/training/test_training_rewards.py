@@ -126,4 +126,5 @@ def test_the_reward_function_is_named_for_trl_and_logs_its_rates(reward):
         log_metric=lambda k, v: logged.__setitem__(k, v),
     )
     assert reward.__name__ == "seed_reward"
+    assert logged.pop("reward_seconds") > 0  # the time spent on rewards (GRPO reports its share of a step)
     assert logged == {"code_extracted": 0.5, "verified": 0.5, "valid": 0.5}
