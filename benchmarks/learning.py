@@ -65,6 +65,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="a few seconds' worth of everything (checks the script)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run stopped part-way in --out (the base, the exports and every finished stage "
+                        "are kept; a stage that was cut off runs again)")
     args = p.parse_args(argv)
     if args.tiny:
         for k, v in TINY.items():
@@ -183,8 +186,9 @@ def _optimizer() -> str:
     return "adamw_8bit" if importlib.util.find_spec("bitsandbytes") else "adamw_torch"
 
 
-def prepare(args, root: pathlib.Path) -> tuple[str, dict]:
-    """The base checkpoint (trained here when asked) and the SFT and GRPO exports."""
+def prepare(args, root: pathlib.Path, done: dict) -> tuple[str, dict]:
+    """The base checkpoint (trained here when asked) and the SFT and GRPO exports; ``done`` holds what a stopped
+    run already finished (``--resume``), which is kept, not redone."""
     from db.migrate import upgrade_database
     from db.session import make_engine
     from training.base_config import BaseSettings
@@ -192,9 +196,9 @@ def prepare(args, root: pathlib.Path) -> tuple[str, dict]:
     from training.export import export_grpo, export_sft
     from training.store_rows import StoreFilters
 
-    info: dict = {}
-    base = args.base
-    if args.train_base:
+    info: dict = dict(done.get("info", {}))
+    base = done.get("base") or args.base
+    if args.train_base and "base" not in info:
         sized = {"batch_size": 32, "learning_rate": 1e-3, "programs_per_goal": 120} if args.train_base == "gpu" else {}
         settings = BaseSettings(size=args.train_base, time_budget_s=args.base_budget, seed=args.seed,
                                 **({"programs_per_goal": 1, "max_steps": 5} if args.tiny else sized))
@@ -202,6 +206,9 @@ def prepare(args, root: pathlib.Path) -> tuple[str, dict]:
         base = result.path
         info["base"] = {k: result.record[k] for k in ("size", "parameters", "steps", "first_loss", "final_loss",
                                                       "device", "total_seconds")}
+        _save_partial(root, base, info, {})
+    if "grpo_export" in info:
+        return base, info
     engine = make_engine(f"sqlite:///{root / 'store.db'}")
     upgrade_database(engine)
     info["discovery"] = fill_store(engine, args, root)
@@ -209,7 +216,25 @@ def prepare(args, root: pathlib.Path) -> tuple[str, dict]:
     info["sft_export"] = {"rows": sft.rows, "split": sft.meta["split"]}
     export_grpo(None, root / "grpo.jsonl", filters=StoreFilters(goals=tuple(args.goals.split(","))),
                 fresh_prompts=True)
+    info["grpo_export"] = str(root / "grpo.jsonl")
+    _save_partial(root, base, info, {})
     return base, info
+
+
+def _save_partial(root: pathlib.Path, base: str, info: dict, stages: dict) -> None:
+    """What is finished so far, written atomically (a run stopped mid-write leaves the previous file)."""
+    tmp = root / "learning.partial.json.tmp"
+    tmp.write_text(json.dumps({"base": base, "info": info, "stages": stages}, default=str))
+    tmp.replace(root / "learning.partial.json")
+
+
+def _load_partial(args, root: pathlib.Path) -> dict:
+    path = root / "learning.partial.json"
+    if not args.resume or not path.exists():
+        return {}
+    done = json.loads(path.read_text())
+    print(f"[learning] resuming: base {done.get('base')}, finished stages {list(done.get('stages', {}))}", flush=True)
+    return done
 
 
 def run(args) -> dict:
@@ -219,14 +244,18 @@ def run(args) -> dict:
     root = pathlib.Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    base, info = prepare(args, root)
+    done = _load_partial(args, root)
+    base, info = prepare(args, root, done)
     print(f"[learning] prepared: {json.dumps(info, default=str)} ({time.monotonic() - started:.0f} s)", flush=True)
     reference = Reference.from_export(root / "sft.jsonl")
-    stages: dict[str, dict] = {}
+    stages: dict[str, dict] = dict(done.get("stages", {}))
     adapter: str | None = None
     with EvaluationPool(workers=args.workers or None, seed=args.seed,
                         config=dataclasses.replace(eval_config(args), run_vqe=True)) as pool:
         for stage in STAGES:
+            if stage in stages:  # finished before a --resume
+                adapter = stages[stage]["adapter"]
+                continue
             training: dict = {}
             if stage == "sft":
                 adapter, training = sft_stage(root / "sft.jsonl", base, args, root)
@@ -234,7 +263,7 @@ def run(args) -> dict:
                 adapter, training = grpo_stage(root / "grpo.jsonl", base, adapter, args, root)
             stages[stage] = {"adapter": adapter, "training": training,
                              **evaluate_stage(base, adapter, args, pool, reference)}
-            (root / "learning.partial.json").write_text(json.dumps({**info, "stages": stages}, default=str))
+            _save_partial(root, base, info, stages)
             print(f"[learning] {stage}: seed reward {stages[stage]['seed_reward']['mean']:.4f}, rates "
                   f"{stages[stage]['rates']} ({time.monotonic() - started:.0f} s)", flush=True)
     for before, after in itertools.pairwise(STAGES):

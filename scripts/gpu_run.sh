@@ -8,6 +8,7 @@
 #   generate          the transformers generator as a GPU worker's task calls it: 1 and 16 prompts x 3
 #   bench-training    benchmarks/training.py --modes qlora (same GPU, same run)
 #   bench-generation  benchmarks/generation.py, graph engine, merged and unmerged, the product's prompt length
+#   learning          benchmarks/learning.py (base -> SFT -> GRPO x2), resumable across calls
 #   cli               qmind generate --generator transformers --model DIR --adapter DIR (a cold process)
 # Every step has a time limit inside BUDGET_S (default 560 s), so the summary always gets written.
 # Figures go to $OUT (default ./gpu-out): results.json (summary), log.txt, gpu.txt, raw.tar.gz (each command's own
@@ -50,11 +51,23 @@ for name in ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes",
 } >"$RES/gpu.txt" 2>&1
 cp "$RES/gpu.txt" "$OUT/gpu.txt"
 
-run 120 checkpoint.json "$PY" benchmarks/gpu_product.py checkpoint "$WORK/q7b" --adapter "$WORK/adapter" \
-  ${CHECKPOINT_FLAGS:-} || exit 1  # CHECKPOINT_FLAGS=--tiny checks this script on CPU
+# the 7B-shaped checkpoint, once per machine (kept in $WORK while it stays warm); `learning` does not need it
+checkpoint() {
+  [ -f "$WORK/q7b/config.json" ] && [ -f "$WORK/adapter/adapter_config.json" ] && return 0
+  run 120 checkpoint.json "$PY" benchmarks/gpu_product.py checkpoint "$WORK/q7b" --adapter "$WORK/adapter" \
+    ${CHECKPOINT_FLAGS:-}  # CHECKPOINT_FLAGS=--tiny checks this script on CPU
+}
 steps=${*:-sft grpo-trl grpo-graph generate bench-training bench-generation cli}
 for step in $steps; do
+  case $step in learning | bench-training) ;; *) checkpoint || exit 1 ;; esac
   case $step in
+  learning)
+    # benchmarks/learning.py on the project's own gpu-size base; --resume continues a run cut off by the budget
+    # in an earlier call on the same (still warm) machine. LEARNING_FLAGS adds or overrides options.
+    run 900 learning.txt "$PY" benchmarks/learning.py --train-base gpu --base-budget 90 --out "$WORK/learn" \
+      --resume ${LEARNING_FLAGS:-}
+    for f in learning.json learning.png learning.partial.json; do
+      [ -f "$WORK/learn/$f" ] && cp "$WORK/learn/$f" "$OUT/$f"; done ;;
   sft)
     run 60 sft_data.json "$PY" benchmarks/gpu_product.py sft-data "$WORK/sft.jsonl" --rows 600 &&
       run 170 sft.json $Q train sft --data "$WORK/sft.jsonl" --model "$WORK/q7b" --max-steps "${SFT_STEPS:-3}" \
