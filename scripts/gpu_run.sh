@@ -9,6 +9,7 @@
 #   bench-training    benchmarks/training.py --modes qlora (same GPU, same run)
 #   bench-generation  benchmarks/generation.py, graph engine, merged and unmerged, the product's prompt length
 #   learning          benchmarks/learning.py (base -> SFT -> GRPO x2), resumable across calls
+#   gpu-worker        a GPU Celery worker + a CPU worker on Redis serving qmind discover --generator transformers
 #   cli               qmind generate --generator transformers --model DIR --adapter DIR (a cold process)
 # Every step has a time limit inside BUDGET_S (default 560 s), so the summary always gets written.
 # Figures go to $OUT (default ./gpu-out): results.json (summary), log.txt, gpu.txt, raw.tar.gz (each command's own
@@ -93,6 +94,23 @@ for step in $steps; do
     [ "$QMIND_GEN_COMPILE" = true ] && flags="$flags --compile"
     run 100 gen_benchmark.json "$PY" benchmarks/generation.py $flags --prompt-tokens "$tokens" --new-tokens 256 \
       --bandwidth 4.8e12 --json ;;
+  gpu-worker)
+    # a GPU Celery worker (pinned to GPU 0) and a CPU worker on a local Redis serve a discovery with the transformers
+    # generator: the path a user's GPU server runs. Redis comes as a binary in $REDIS_DIR (the device has none).
+    R=${REDIS_DIR:-.redis}
+    LD_LIBRARY_PATH=$R "$R/redis-server" --daemonize yes --port 6399 --save "" --appendonly no >/dev/null || {
+      log "no redis-server in $R"; continue; }
+    export QMIND_BROKER_URL=redis://127.0.0.1:6399/0 QMIND_DATABASE_URL=sqlite:///$WORK/gpu-worker.db
+    export QMIND_GEN_MAX_NEW_TOKENS=${GEN_TOKENS:-256}
+    $Q db upgrade >>"$OUT/log.txt" 2>&1
+    $Q worker -Q gpu --gpu 0 -l warning >"$RES/gpu_worker.log" 2>&1 & gw=$!
+    $Q worker -Q cpu -c 8 -l warning >"$RES/cpu_worker.log" 2>&1 & cw=$!
+    run 240 gpu_discover.json $Q discover --goal tfim-8 --generator transformers --model "$WORK/q7b" \
+      --adapter "$WORK/adapter" -n 2 -k 16 --no-baselines --report-dir "$WORK/reports" --json
+    $Q sql "SELECT worker_host, iteration, count(*) AS batches, sum(completion_tokens) AS tokens, round(sum(seconds), 2) AS seconds, status FROM generation_batches GROUP BY worker_host, iteration, status" --json >"$RES/gpu_worker_batches.json" 2>>"$OUT/log.txt"
+    $Q sql "SELECT status, count(*) AS n FROM evaluations GROUP BY status" --json >"$RES/gpu_worker_candidates.json" 2>>"$OUT/log.txt"
+    kill $gw $cw 2>/dev/null; wait $gw $cw 2>/dev/null
+    unset QMIND_BROKER_URL QMIND_DATABASE_URL QMIND_GEN_MAX_NEW_TOKENS ;;
   cli)
     run 80 gen_cli.json $Q generate --goal tfim-8 --generator transformers --model "$WORK/q7b" \
       --adapter "$WORK/adapter" --max-new-tokens 256 --json ;;
