@@ -28,5 +28,5 @@ def trivial_verdict(code: str, goal_spec: dict, *, seed: int, soft_limit: float,
 
 @app.task(name=BENCH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, acks_on_timeout=False)
 def evaluate_trivial(self, candidate_id: int, seed: int = 0, sleep_s: float = 0.0) -> dict[str, Any]:
-    return run_evaluation(self, candidate_id, seed,
-                          evaluate=lambda code, spec, **kw: trivial_verdict(code, spec, sleep_s=sleep_s, **kw))
+    return run_evaluation(self, candidate_id, seed, evaluate=lambda code, spec, *, lookup, **kw: trivial_verdict(
+        code, spec, sleep_s=sleep_s, **kw))

@@ -34,6 +34,7 @@ from db import writes
 from db.migrate import upgrade_database
 from db.queries import best_evaluations
 from db.session import make_engine, session_scope
+from workers.records import columns
 
 GOALS = ["tfim-4", "tfim-6", "tfim-8", "heisenberg-4", "heisenberg-6", "xxz-6", "xy-6", "tfim-open-6", "h2", "lih"]
 BATCH = 1000
@@ -135,7 +136,7 @@ def bench_backend(backend: str, rows: int, pg_url: str, repeat: int, writers: in
                                            "bench"), payload(rng, i)) for i in range(rows)]
             def ingest(chunk) -> None:
                 with session_scope(engine) as s:
-                    writes.record_evaluations(s, chunk, worker_host="bench")
+                    writes.record_evaluations(s, [(k, columns(v)) for k, v in chunk], worker_host="bench")
 
             # first half by one writer, second half by `writers` concurrent writers (as several workers write)
             half = rows // 2

@@ -1,5 +1,6 @@
-"""The reads the queue, the CLI and researchers need: a candidate's work item, evaluation states, the best
-candidates of a goal, and a read-only runner for arbitrary SELECTs."""
+"""The reads the queue, the CLI and researchers need: a candidate's work item, evaluation states, an earlier
+evaluation whose scores a renamed copy may reuse, the best candidates of a goal, and a read-only runner for
+arbitrary SELECTs."""
 
 from __future__ import annotations
 
@@ -65,6 +66,17 @@ def evaluation_states(session: Session, keys: Sequence[tuple[str, int, str]]) ->
             if (sha, goal_id, version) in wanted:
                 out[(sha, goal_id, version)] = status
     return out
+
+
+def reusable_evaluation(session: Session, *, reuse_key: str, goal_id: int, scorer_version: str,
+                        code_sha256: str) -> Evaluation | None:
+    """The first valid, freshly scored evaluation of the same goal and scorer version under ``reuse_key`` (the
+    same circuits at every scored size), of other code than ``code_sha256``; None when there is none."""
+    return session.execute(
+        select(Evaluation).where(Evaluation.reuse_key == reuse_key, Evaluation.goal_id == goal_id,
+                                 Evaluation.scorer_version == scorer_version, Evaluation.status == "valid",
+                                 Evaluation.reused_from.is_(None), Evaluation.code_sha256 != code_sha256)
+        .order_by(Evaluation.id).limit(1)).scalar_one_or_none()
 
 
 def best_evaluations(session: Session, goal_name: str, *, top: int = 10,

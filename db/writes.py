@@ -2,7 +2,7 @@
 
 Every function works inside the caller's transaction (``session_scope``); the caller commits once per task
 result, before the task is acknowledged. Nothing here imports quantum-mind code: results arrive as plain dicts
-(``EvaluationResult.to_dict()`` / ``GenerationBatch.to_dict()``).
+(evaluations as their columns, ``workers.records.columns``; batches as ``GenerationBatch.to_dict()``).
 """
 
 from __future__ import annotations
@@ -242,54 +242,32 @@ def begin_attempt(session: Session, key: EvaluationKey, *, max_attempts: int, re
     return Attempt(ev_id, attempts, STATUS_PENDING, proceed=True)
 
 
-def evaluation_columns(payload: dict[str, Any]) -> dict[str, Any]:
-    """Flatten an ``EvaluationResult.to_dict()`` into evaluation columns (unknown keys are ignored)."""
-    status = payload.get("status")
+_STORE_SET = {"id", *_KEY_COLUMNS, "worker_host", "attempts", "created_at", "updated_at", "finished_at"}
+_VERDICT_COLUMNS = tuple(c.name for c in Evaluation.__table__.columns if c.name not in _STORE_SET)
+_NOT_NULL = {"errors": [], "stage": "", "seed": 0, "timings": {}}
+
+
+def checked_columns(cols: dict[str, Any]) -> dict[str, Any]:
+    """Every verdict column of an evaluation from ``cols`` (``workers.records.columns``; missing ones NULL),
+    checked: a final status, a list of messages, no unknown column; non-finite numbers become NULL (inside JSON
+    values: ``json_dumps``)."""
+    status = cols.get("status")
     if status not in FINAL_STATUSES:
         raise StoreError(f"evaluation status must be one of {FINAL_STATUSES}, got {status!r}")
-    errors = payload.get("errors") or []
+    errors = cols.get("errors") or []
     if isinstance(errors, str) or not isinstance(errors, (list, tuple)):
         raise StoreError(f"evaluation 'errors' must be a list of messages, got {errors!r}")
-    cols: dict[str, Any] = {"status": status, "errors": [str(e) for e in errors], "stage": payload.get("stage") or "",
-                                "seed": int(payload.get("seed") or 0), "timings": dict(payload.get("timings") or {})}
-    v = payload.get("verification") or {}
-    cols.update(depth=v.get("depth"), num_parameters=v.get("num_parameters"), gate_counts=v.get("gate_counts"),
-                num_two_qubit_gates=v.get("num_two_qubit_gates"))
-    bp = payload.get("bp") or {}
-    cols.update(has_barren_plateau=bp.get("has_barren_plateau"), bp_method=bp.get("method"),
-                bp_sizes=bp.get("sizes"), bp_variances=bp.get("variances"), bp_decay_rate=bp.get("decay_rate"),
-                bp_decay_rate_stderr=bp.get("decay_rate_stderr"),
-                bp_two_design_variance=bp.get("two_design_variance"), bp_reason=bp.get("reason"),
-                bp_verdict=bp.get("verdict") or None)
-    q = payload.get("vqe") or {}
-    cols.update(vqe_energy=q.get("energy"), exact_energy=q.get("exact_energy"), vqe_error=q.get("error"),
-                vqe_relative_error=q.get("relative_error"), chemical_accuracy=q.get("chemical_accuracy"),
-                below_exact=q.get("below_exact"), vqe_evaluations=q.get("evaluations"),
-                vqe_gradient_evaluations=q.get("gradient_evaluations"), vqe_seconds=q.get("seconds"),
-                vqe_restarts=q.get("restarts"), vqe_seeds=q.get("seeds"),
-                vqe_success_fraction=q.get("success_fraction"), vqe_optimizer=q.get("optimizer"),
-                vqe_best_parameters=q.get("best_parameters"))
-    hw = payload.get("hardware") or {}
-    cols.update(hw_backend=hw.get("backend"), hw_two_qubit_gates=hw.get("routed_two_qubit_gates"),
-                hw_depth=hw.get("routed_depth"), hw_noisy_energy=hw.get("noisy_energy"),
-                hw_noisy_stderr=hw.get("noisy_stderr"), hw_noisy_error=hw.get("noisy_error"),
-                hw_shots=hw.get("shots") if hw else None, hw_details=hw or None)
-    gs = payload.get("goal_set") or {}
-    cols.update(set_mean_error=gs.get("mean_error"), set_extrapolation_qubits=gs.get("extrapolation_qubits"),
-                set_extrapolation_error=gs.get("extrapolation_error"), set_details=gs or None)
-    r = payload.get("reward") or {}
-    cols.update(reward_version=r.get("version"), seed_reward=r.get("seed_reward"),
-                shaped_reward=r.get("shaped_reward"), reward_components=r.get("components"),
-                seed_reward_literal=r.get("seed_reward_literal"))
-    sb = payload.get("sandbox") or {}
-    for name, value in cols.items():  # NaN / inf mean "not a number": NULL (inside JSON values: json_dumps)
-        if isinstance(value, float) and not math.isfinite(value):
-            cols[name] = None
-    cols["sandbox_isolation"] = sb.get("isolation") or None
-    cols["circuit_fingerprint"] = payload.get("fingerprint") or payload.get("circuit_fingerprint") or None
-    cols["reused_from"] = payload.get("reused_from") or None
-    cols["reuse_key"] = payload.get("reuse_key") or None
-    return cols
+    unknown = sorted(set(cols) - set(_VERDICT_COLUMNS))
+    if unknown:
+        raise StoreError(f"unknown evaluation columns {unknown}; expected the output of workers.records.columns")
+    out = {name: cols.get(name) for name in _VERDICT_COLUMNS}
+    for name, value in out.items():
+        if value is None and name in _NOT_NULL:
+            out[name] = _NOT_NULL[name]
+        elif isinstance(value, float) and not math.isfinite(value):
+            out[name] = None
+    out["errors"] = [str(e) for e in errors]
+    return out
 
 
 #: From this many rows on, PostgreSQL ingests them as one JSON document expanded by the server.
@@ -298,15 +276,16 @@ BULK_THRESHOLD = 64
 
 def record_evaluations(session: Session, items: Iterable[tuple[EvaluationKey, dict[str, Any]]], *,
                        worker_host: str | None = None) -> int:
-    """Store final verdicts; the first final verdict per key wins (later writes of the same key change nothing).
+    """Store final verdicts, each as its column dict (``workers.records.columns``); the first final verdict per
+    key wins (later writes of the same key change nothing).
 
     Rows that do not exist yet are created (bulk ingest). Returns the number of distinct keys written.
     """
     now = utcnow()
     rows = []
     seen: set[EvaluationKey] = set()
-    for key, payload in items:
-        cols = evaluation_columns(payload)
+    for key, given in items:
+        cols = checked_columns(given)
         if key in seen:  # one statement may not touch a row twice; the first verdict wins anyway
             continue
         seen.add(key)
@@ -349,10 +328,10 @@ def _bulk_upsert(session: Session, rows: list[dict[str, Any]], constants: dict[s
         f"WHERE evaluations.status = '{STATUS_PENDING}'", {"document": document, **constants})
 
 
-def record_evaluation(session: Session, key: EvaluationKey, payload: dict[str, Any], *,
+def record_evaluation(session: Session, key: EvaluationKey, cols: dict[str, Any], *,
                       worker_host: str | None = None) -> int:
-    """Store one verdict (see ``record_evaluations``); returns the evaluation id."""
-    record_evaluations(session, [(key, payload)], worker_host=worker_host)
+    """Store one verdict's columns (see ``record_evaluations``); returns the evaluation id."""
+    record_evaluations(session, [(key, cols)], worker_host=worker_host)
     return session.execute(select(Evaluation.id).where(*_key_filter(key))).scalar_one()
 
 

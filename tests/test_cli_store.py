@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from db import writes
 from db.session import session_scope
 from scheduler.cli import app as cli_app
+from workers.records import columns
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GOOD = "def create_ansatz(n):\n    return 'good'\n"
@@ -36,9 +37,9 @@ def filled(store):
         run_id = new_run(s)
         add_batch(s, run_id=run_id, goal_id=goal_id, codes=[GOOD, BETTER, None])
         writes.record_evaluation(s, writes.EvaluationKey(writes.code_sha256(GOOD), goal_id, "v1"),
-                                 verdict(error=0.2))
+                                 columns(verdict(error=0.2)))
         writes.record_evaluation(s, writes.EvaluationKey(writes.code_sha256(BETTER), goal_id, "v1"),
-                                 verdict(error=0.003))
+                                 columns(verdict(error=0.003)))
     return store
 
 

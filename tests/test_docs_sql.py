@@ -8,6 +8,7 @@ from storehelpers import add_batch, add_goal, new_run, sql_examples, verdict
 from db import writes
 from db.queries import run_read_only
 from db.session import make_engine, session_scope
+from workers.records import columns
 
 EXAMPLES = sql_examples()
 CODES = [f"def create_ansatz(n):\n    return {i}\n" for i in range(6)]
@@ -27,12 +28,12 @@ def research(store):
                   iteration=1)
         add_batch(s, run_id=r2, goal_id=other, codes=[CODES[4], CODES[5], CODES[5]], model_version_id=tuned)
         sha = writes.code_sha256
-        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[0]), goal_id, "v"), verdict(error=0.01))
-        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[1]), goal_id, "v"), verdict(error=0.002))
-        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[2]), goal_id, "v"), verdict("invalid", error=None))
+        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[0]), goal_id, "v"), columns(verdict(error=0.01)))
+        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[1]), goal_id, "v"), columns(verdict(error=0.002)))
+        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[2]), goal_id, "v"), columns(verdict("invalid", error=None)))
         writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[3]), goal_id, "v"),
-                                 verdict(error=0.5, bp=True))
-        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[4]), other, "v"), verdict(error=0.0001))
+                                 columns(verdict(error=0.5, bp=True)))
+        writes.record_evaluation(s, writes.EvaluationKey(sha(CODES[4]), other, "v"), columns(verdict(error=0.0001)))
         writes.begin_attempt(s, writes.EvaluationKey(sha(CODES[5]), other, "v"), max_attempts=3)
     return make_engine(store.url, read_only=True)
 

@@ -25,6 +25,7 @@ from workers.evaluation.errors import GoalError
 from workers.evaluation.goals import get_goal, goal_from_spec, load_goal_file
 from workers.evaluation.results import SCORER_VERSION
 from workers.evaluation.rewards import normalised_error
+from workers.records import columns
 
 FAST = EvaluationConfig(bp_samples=30, restarts=1, run_bp=False)
 
@@ -144,7 +145,7 @@ def test_the_store_history_and_report_show_the_set_columns(store, shallow_result
         run_id = new_run(s, goal_names=[goal.name])
         add_batch(s, run_id=run_id, goal_id=goal_id, codes=[SHALLOW])
         key = writes.EvaluationKey(writes.code_sha256(SHALLOW), goal_id, SCORER_VERSION)
-        writes.record_evaluation(s, key, shallow_result.to_dict())
+        writes.record_evaluation(s, key, columns(shallow_result))
         row = s.execute(select(Evaluation)).scalar_one()
         assert row.vqe_error == pytest.approx(shallow_result.goal_set.worst_error)
         assert row.set_mean_error == pytest.approx(shallow_result.goal_set.mean_error)

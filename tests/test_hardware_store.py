@@ -20,6 +20,7 @@ from scheduler.history import report_points
 from scheduler.report import write_report
 from workers.evaluation.goals import get_goal
 from workers.evaluation.results import SCORER_VERSION
+from workers.records import columns
 
 pytest.importorskip("qiskit_ibm_runtime", reason="the hardware stage needs the 'hardware' extra")
 
@@ -46,7 +47,8 @@ def _store_two(store, hardware_payloads):
         add_batch(s, run_id=run_id, goal_id=goal_id, codes=CODES)
         for code, hw, error in zip(CODES, hardware_payloads, (0.01, 0.002)):
             payload = {**verdict(error=error), "hardware": hw}
-            writes.record_evaluation(s, writes.EvaluationKey(writes.code_sha256(code), goal_id, SCORER_VERSION), payload)
+            writes.record_evaluation(s, writes.EvaluationKey(writes.code_sha256(code), goal_id, SCORER_VERSION),
+                                     columns(payload))
     return run_id, goal_id
 
 

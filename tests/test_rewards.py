@@ -177,13 +177,13 @@ def test_a_solved_goal_scores_near_the_top_end_to_end():
 
 
 def test_the_verdict_and_the_literal_seed_reward_reach_their_store_columns():
-    from db.writes import evaluation_columns
     from workers.evaluation.results import EvaluationResult
+    from workers.records import columns
 
     bp = dataclasses.replace(BP, verdict="not measurable")
     reward = compute_rewards(STATUS_VALID, VERIFIED, bp, _vqe(0.05), GOAL)
     payload = EvaluationResult(status=STATUS_VALID, goal=GOAL.name, verification=VERIFIED, bp=bp, vqe=_vqe(0.05),
                                reward=reward).to_dict()
-    cols = evaluation_columns(json.loads(json.dumps(payload)))
+    cols = columns(json.loads(json.dumps(payload)))
     assert cols["bp_verdict"] == "not measurable" and cols["has_barren_plateau"] is True
     assert cols["seed_reward_literal"] == pytest.approx(0.5) and cols["seed_reward"] == reward.seed_reward

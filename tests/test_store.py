@@ -15,6 +15,7 @@ from db.errors import ReadOnlyQueryError, StoreError
 from db.models import Candidate, Evaluation, GenerationBatch, Goal, ModelVersion
 from db.queries import best_evaluations, check_select, run_read_only
 from db.session import make_engine, session_scope
+from workers import records
 
 CODE_A = "def create_ansatz(n):\n    return 'a'\n"
 CODE_B = "def create_ansatz(n):\n    return 'b'\n"
@@ -84,9 +85,9 @@ def test_a_failed_batch_keeps_its_error_and_has_no_candidates(store):
 def test_the_first_final_verdict_wins_and_a_second_write_changes_nothing(store):
     with session_scope(store) as s:
         goal_id = add_goal(s)
-        first = writes.record_evaluation(s, key(goal_id), verdict("valid", error=0.02))
+        first = writes.record_evaluation(s, key(goal_id), records.columns(verdict("valid", error=0.02)))
     with session_scope(store) as s:
-        second = writes.record_evaluation(s, key(goal_id), verdict("error", error=None))
+        second = writes.record_evaluation(s, key(goal_id), records.columns(verdict("error", error=None)))
     with session_scope(store) as s:
         assert first == second and count(s, Evaluation) == 1
         row = s.get(Evaluation, first)
@@ -97,7 +98,7 @@ def test_the_same_code_is_evaluated_once_per_goal_and_scorer_version(store):
     with session_scope(store) as s:
         g1, g2 = add_goal(s, "tfim-4"), add_goal(s, "xy-4")
         for k in (key(g1), key(g2), key(g1, version="v2"), key(g1)):
-            writes.record_evaluation(s, k, verdict())
+            writes.record_evaluation(s, k, records.columns(verdict()))
     with session_scope(store) as s:
         assert count(s, Evaluation) == 3
 
@@ -110,7 +111,7 @@ def test_an_attempt_is_counted_before_the_work_and_a_final_verdict_is_not_repeat
         assert (first.proceed, first.attempts, first.status) == (True, 1, "pending")
         row = s.get(Evaluation, first.evaluation_id)
         assert (row.status, row.attempts, row.worker_host) == ("pending", 1, "cpu@a")
-        writes.record_evaluation(s, key(goal_id), verdict())
+        writes.record_evaluation(s, key(goal_id), records.columns(verdict()))
     with session_scope(store) as s:
         later = writes.begin_attempt(s, key(goal_id), max_attempts=3, worker_host="cpu@b")
         assert (later.proceed, later.status, later.attempts) == (False, "valid", 1)
@@ -131,7 +132,7 @@ def test_a_candidate_whose_attempts_all_die_is_marked_failed_after_max_attempts(
         assert row.status == "failed" and row.attempts == 4 and row.stage == "queue"
         assert "gave up after 3 attempts" in row.errors[0] and row.finished_at is not None
         # a late verdict from a straggler does not overwrite the decision
-        writes.record_evaluation(s, key(goal_id), verdict())
+        writes.record_evaluation(s, key(goal_id), records.columns(verdict()))
     with session_scope(store) as s:
         assert s.get(Evaluation, decisions[0].evaluation_id).status == "failed"
 
@@ -173,7 +174,7 @@ def test_an_evaluation_result_round_trips_into_columns(store):
     payload["vqe"]["best_parameters"] = list(result.vqe.best_parameters)
     with session_scope(store) as s:
         goal_id = add_goal(s)
-        ev_id = writes.record_evaluation(s, key(goal_id, version=result.scorer_version), payload,
+        ev_id = writes.record_evaluation(s, key(goal_id, version=result.scorer_version), records.columns(payload),
                                          worker_host="cpu@h")
     with session_scope(store) as s:
         row = s.get(Evaluation, ev_id)
@@ -207,7 +208,7 @@ def test_concurrent_writers_on_sqlite_wait_for_the_lock_instead_of_failing(tmp_p
                     k = key(goal_id, code=f"# {worker}-{i}")
                     writes.begin_attempt(s, k, max_attempts=3)
                 with session_scope(own) as s:
-                    writes.record_evaluation(s, k, verdict())
+                    writes.record_evaluation(s, k, records.columns(verdict()))
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
         finally:
@@ -238,10 +239,10 @@ def _research_data(engine):
         add_batch(s, run_id=run1, goal_id=goal_id, codes=[CODE_A, CODE_B, None], model_version_id=base)
         add_batch(s, run_id=run2, goal_id=goal_id, codes=[CODE_A, CODE_C, CODE_B], model_version_id=tuned,
                   iteration=1)
-        writes.record_evaluation(s, key(goal_id, CODE_A), verdict("valid", error=0.05, bp=False,
-                                                                  fingerprint="n:" + "1" * 64))
-        writes.record_evaluation(s, key(goal_id, CODE_B), verdict("invalid", error=None, bp=None))
-        writes.record_evaluation(s, key(goal_id, CODE_C), verdict("valid", error=0.001, bp=True))
+        writes.record_evaluation(s, key(goal_id, CODE_A), records.columns(verdict("valid", error=0.05, bp=False,
+                                                                          fingerprint="n:" + "1" * 64)))
+        writes.record_evaluation(s, key(goal_id, CODE_B), records.columns(verdict("invalid", error=None, bp=None)))
+        writes.record_evaluation(s, key(goal_id, CODE_C), records.columns(verdict("valid", error=0.001, bp=True)))
     return goal_id
 
 
@@ -336,9 +337,9 @@ def test_a_bulk_ingest_stores_the_same_rows_as_single_writes_and_keeps_earlier_v
     codes = [f"# bulk {i}" for i in range(n)]
     with session_scope(store) as s:
         goal_id = add_goal(s)
-        writes.record_evaluation(s, key(goal_id, codes[0], "bulk"), verdict("error", error=None))  # final already
+        writes.record_evaluation(s, key(goal_id, codes[0], "bulk"), records.columns(verdict("error", error=None)))  # final
         writes.begin_attempt(s, key(goal_id, codes[1], "bulk"), max_attempts=3, worker_host="cpu@x")  # pending
-    items = [(key(goal_id, c, "bulk"), verdict(error=0.001 * (i + 1), fingerprint=f"n:{i:064x}"))
+    items = [(key(goal_id, c, "bulk"), records.columns(verdict(error=0.001 * (i + 1), fingerprint=f"n:{i:064x}")))
              for i, c in enumerate(codes)]
     with session_scope(store) as s:
         assert writes.record_evaluations(s, items + items[:5]) == n
@@ -362,8 +363,9 @@ def test_non_finite_numbers_are_stored_as_null_on_both_paths(store):
     bad["bp"]["variances"] = [0.1, float("inf")]
     with session_scope(store) as s:
         goal_id = add_goal(s)
-        writes.record_evaluation(s, key(goal_id, "# one"), bad)
-        writes.record_evaluations(s, [(key(goal_id, f"# many {i}"), bad) for i in range(writes.BULK_THRESHOLD)])
+        writes.record_evaluation(s, key(goal_id, "# one"), records.columns(bad))
+        writes.record_evaluations(s, [(key(goal_id, f"# many {i}"), records.columns(bad))
+                                      for i in range(writes.BULK_THRESHOLD)])
     with session_scope(store) as s:
         rows = s.execute(select(Evaluation)).scalars().all()
         assert len(rows) == writes.BULK_THRESHOLD + 1

@@ -10,7 +10,6 @@ group) are judged once and cached for the life of the pool.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -18,41 +17,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from workers.evaluation.results import STATUS_FAILED
 from workers.generation.extract import extract_code
+from workers.records import NO_CODE, Verdict, verdict
 
-VALID = "valid"
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """What the cascade said about one completion, reduced to what training needs."""
-
-    status: str
-    """The cascade's status, ``no-code`` when nothing could be extracted, ``failed`` when the cascade itself
-    broke."""
-    stage: str = ""
-    errors: tuple[str, ...] = ()
-    code_sha256: str | None = None
-    built: bool = False
-    """The sandbox ran the code and got a circuit back (the seed's "syntax validity": the code executes)."""
-    verified: bool = False
-    """The circuit passed verification (width, parameters, gates, depth)."""
-    has_barren_plateau: bool | None = None
-    """None when the check did not run (not verified, or switched off)."""
-    vqe_error: float | None = None
-    seed_reward: float = 0.0
-    """max(0, 1 - eps), eps = error / (E_ref - E0) (workers/evaluation/rewards.py); 0 for anything not valid."""
-    shaped_reward: float = 0.0
-    """The shaped reward; 0 here for anything not valid (failed verification earns nothing in training)."""
-    fingerprint: str | None = None
-
-    def reward(self, kind: str) -> float:
-        if self.status != VALID:
-            return 0.0
-        return self.seed_reward if kind == "seed" else self.shaped_reward
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+__all__ = ["EvaluationPool", "Verdict", "completion_text", "default_workers", "judge"]
 
 
 def completion_text(completion: Any) -> str:
@@ -77,29 +46,9 @@ def judge(code: str, goal_spec: str, seed: int, config) -> Verdict:
     try:
         goal = goal_from_spec(json.loads(goal_spec))
         result = evaluate_code(code, goal, seed=seed, config=config)
-    except (
-        Exception
-    ) as exc:  # the cascade judges code; an exception here is a bug or a bad goal, not a verdict
-        return Verdict("failed", "pool", (f"the evaluation core raised {type(exc).__name__}: {exc}",), sha)
-    built = (
-        result.stage != "sandbox"
-    )  # every sandbox failure (and an unreadable circuit) stops at stage "sandbox"
-    verified = bool(result.verification is not None and result.verification.ok)
-    bp = result.bp.has_barren_plateau if result.bp is not None else None
-    reward = result.reward
-    return Verdict(
-        status=result.status,
-        stage=result.stage,
-        errors=tuple(result.errors),
-        code_sha256=sha,
-        built=built,
-        verified=verified,
-        has_barren_plateau=bp,
-        vqe_error=result.vqe.error if result.vqe is not None else None,
-        seed_reward=float(reward.seed_reward) if reward is not None else 0.0,
-        shaped_reward=float(reward.shaped_reward) if reward is not None else 0.0,
-        fingerprint=result.fingerprint,
-    )
+    except Exception as exc:  # the cascade judges code; an exception here is a bug or a bad goal, not a verdict
+        return Verdict(STATUS_FAILED, "pool", (f"the evaluation core raised {type(exc).__name__}: {exc}",), sha)
+    return verdict(result, sha)
 
 
 def default_workers() -> int:
@@ -156,7 +105,7 @@ class EvaluationPool:
                     except (
                         Exception
                     ) as exc:  # a worker died (killed, out of memory): not the candidate's verdict
-                        self._cache[key] = Verdict("failed", "pool", (f"evaluation worker failed: {exc!r}",))
+                        self._cache[key] = Verdict(STATUS_FAILED, "pool", (f"evaluation worker failed: {exc!r}",))
         return [self._cache[k] if k is not None else None for k in keys]  # type: ignore[misc]
 
     def judge_completions(self, completions: Sequence[Any], goal_specs: Sequence[str]) -> list[Verdict]:
@@ -168,7 +117,7 @@ class EvaluationPool:
         extractions = [extract_code(completion_text(c)) for c in completions]
         verdicts = self.judge_codes([(e.code, spec) for e, spec in zip(extractions, goal_specs)])
         return [
-            v if v is not None else Verdict("no-code", "extract", (e.error or "no code",))
+            v if v is not None else Verdict(NO_CODE, "extract", (e.error or "no code",))
             for v, e in zip(verdicts, extractions)
         ]
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from db import writes
-from db.queries import candidate_work
+from db.queries import candidate_work, reusable_evaluation
 from db.session import session_scope
+from workers.evaluation import results as R
 from workers.evaluation.results import SCORER_VERSION
 
+from . import records
 from .app import EVALUATE_TASK, GENERATE_TASK, app, current_config
 from .launch import is_transient, retry_delay
 from .model_version import model_version_fields
@@ -39,32 +42,54 @@ def worker_name(task) -> str:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------------
-def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float, reuse=None) -> dict[str, Any]:
-    """Run the evaluation cascade; any failure of the cascade itself becomes a ``failed`` verdict."""
+Lookup = Callable[[str], "tuple | None"]
+"""reuse key -> (bp, vqe, source) of an earlier evaluation a renamed copy may take (``records.reusable_scores``)."""
+
+
+def _store_lookup(engine, work) -> Lookup:
+    """The store lookup for one candidate: a valid evaluation of the same goal and scorer version under the same
+    reuse key (the same circuits at every scored size), of other code."""
+
+    def lookup(reuse_key: str):
+        with session_scope(engine) as session:
+            row = reusable_evaluation(session, reuse_key=reuse_key, goal_id=work.goal_id,
+                                      scorer_version=SCORER_VERSION, code_sha256=work.code_sha256)
+            return None if row is None else records.reusable_scores(row)
+
+    return lookup
+
+
+def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float, lookup: Lookup) -> R.EvaluationResult:
+    """prepare (sandbox, verification, reuse key) -> lookup in the store -> score (or copy the scores found).
+    Any failure of the evaluation itself becomes a ``failed`` verdict; a transient store error is raised (retried)."""
     try:
-        from workers.evaluation.cascade import EvaluationConfig, evaluate_code
+        from workers.evaluation.cascade import EvaluationConfig, prepare, reusable, reuse_scores, score
         from workers.evaluation.goals import goal_from_spec
 
         goal = goal_from_spec(goal_spec)
-        result = evaluate_code(code, goal, seed=seed, config=EvaluationConfig.from_env(), reuse=reuse)
+        config = EvaluationConfig.from_env()
+        prepared = prepare(code, goal, seed=seed, config=config)
+        found = lookup(prepared.reuse_key) if reusable(prepared) else None
+        if found is not None:
+            bp, vqe, source = found
+            return reuse_scores(prepared, bp, vqe, source=source)
+        return score(prepared, config=config)
     except SoftTimeLimitExceeded:
-        return {"status": "timeout", "stage": "queue", "seed": seed,
-                "errors": [f"the evaluation took longer than the soft time limit of {soft_limit:g} s"]}
+        return R.EvaluationResult(status=R.STATUS_TIMEOUT, stage="queue", seed=seed, errors=(
+            f"the evaluation took longer than the soft time limit of {soft_limit:g} s",))
     except Exception as exc:  # the cascade judges candidates; an exception here is not the candidate's verdict
+        if is_transient(exc):
+            raise
         log.exception("evaluation core failed")
-        return {"status": "failed", "stage": "queue", "seed": seed,
-                "errors": [f"the evaluation core raised {type(exc).__name__}: {exc}; the candidate was not judged"]}
-    payload = result.to_dict()
-    if result.vqe is not None and payload.get("vqe") is not None:
-        payload["vqe"]["best_parameters"] = [float(x) for x in result.vqe.best_parameters]
-    return payload
+        return records.core_failure(exc, stage="queue", seed=seed)
 
 
 def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[str, Any]:
     """The body of ``evaluate_candidate``: count the attempt (committed), evaluate, store the verdict (committed).
 
-    ``evaluate(code, goal_spec, seed=..., soft_limit=...) -> payload dict`` defaults to the evaluation cascade;
-    ``benchmarks/queue_tasks.py`` passes a trivial one to measure the queue and store alone.
+    ``evaluate(code, goal_spec, seed=..., soft_limit=..., lookup=...)`` returns an ``EvaluationResult`` (or its
+    ``to_dict()``); it defaults to ``_evaluate``; ``benchmarks/queue_tasks.py`` passes a trivial one to measure
+    the queue and store alone.
     """
     evaluate = evaluate or _evaluate
     config = current_config(task.app)
@@ -73,27 +98,24 @@ def run_evaluation(task, candidate_id: int, seed: int, evaluate=None) -> dict[st
         with session_scope(engine) as session:
             work = candidate_work(session, candidate_id)
             if work.code is None:
-                return {"candidate_id": candidate_id, "evaluation_id": None, "status": "no-code", "attempts": 0}
+                return {"candidate_id": candidate_id, "evaluation_id": None, "status": records.NO_CODE,
+                        "attempts": 0}
             key = writes.EvaluationKey(work.code_sha256, work.goal_id, SCORER_VERSION)
             attempt = writes.begin_attempt(session, key, max_attempts=config.max_attempts,
                                            retries=task.request.retries, worker_host=worker_name(task), seed=seed)
         if not attempt.proceed:
             return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": attempt.status,
                     "attempts": attempt.attempts}
-        if evaluate is _evaluate:  # renamed copies of an already scored circuit reuse its scores
-            from .reuse import lookup_for
-
-            payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s,
-                               reuse=lookup_for(engine, work.goal_id, work.code_sha256))
-        else:
-            payload = evaluate(work.code, work.goal_spec, seed=seed, soft_limit=config.evaluate_soft_time_limit_s)
+        cols = records.columns(evaluate(work.code, work.goal_spec, seed=seed,
+                                        soft_limit=config.evaluate_soft_time_limit_s,
+                                        lookup=_store_lookup(engine, work)))
         with session_scope(engine) as session:
-            writes.record_evaluations(session, [(key, payload)])
+            writes.record_evaluations(session, [(key, cols)])
     except Exception as exc:
         if is_transient(exc):
             raise _retry(task, exc) from exc
         raise
-    return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": payload["status"],
+    return {"candidate_id": candidate_id, "evaluation_id": attempt.evaluation_id, "status": cols["status"],
             "attempts": attempt.attempts}
 
 

@@ -22,6 +22,7 @@ from workers.evaluation.results import SCORER_VERSION
 from workers.generation.base import PromptRequest
 from workers.generation.procedural import ProceduralGenerator
 from workers.model_version import model_version_fields
+from workers.records import columns
 
 GOALS = ("tfim-4", "heisenberg-4", "tfim-6")
 PROMPTS_PER_GOAL = 2
@@ -150,7 +151,7 @@ def populate(engine) -> dict:
                     continue
                 payload = verdict(cand["code"], goal.name)
                 key = writes.EvaluationKey(writes.code_sha256(cand["code"]), goal_id, SCORER_VERSION)
-                stats["evaluations"] += writes.record_evaluations(session, [(key, payload)])
+                stats["evaluations"] += writes.record_evaluations(session, [(key, columns(payload))])
                 stats["statuses"][payload["status"]] = stats["statuses"].get(payload["status"], 0) + 1
     stats["run_id"] = run_id
     return stats

@@ -5,9 +5,9 @@ Cheap stages first; each stage stops a candidate that fails it. The candidate's 
 which hands back serialised circuits; everything after that runs here, in the trusted process, on the deserialised
 circuit, so a candidate can never touch the scorer.
 
-Two halves so a caller can skip the expensive part for a circuit it has already scored:
-``prepare`` (sandbox + verification + fingerprint, about a second) and ``score`` (barren-plateau check + VQE, and
-the optional hardware stage for goals that ask for it: ``hardware.py``).
+Two halves so a caller can skip the expensive part for a circuit it has already scored (``reusable``,
+``reuse_scores``): ``prepare`` (sandbox + verification + fingerprint, about a second) and ``score`` (barren-plateau
+check + VQE, and the optional hardware stage for goals that ask for it: ``hardware.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
 
 from qiskit import QuantumCircuit
 
@@ -210,21 +209,18 @@ def reuse_scores(prepared: Prepared, bp: R.BarrenPlateauResult | None, vqe: R.VQ
     return dataclasses.replace(result, reused_from=source, reuse_key=prepared.reuse_key)
 
 
-def evaluate_code(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None,
-                  reuse: Callable[[str], tuple | None] | None = None) -> R.EvaluationResult:
-    """Run the whole cascade on untrusted ``code`` for ``goal``. Never raises for anything the code does.
+def reusable(prepared: Prepared) -> bool:
+    """Whether a caller may look ``prepared`` up by its reuse key and copy an earlier evaluation's scores
+    (``reuse_scores``): built and verified, and neither a goal set nor a goal with the hardware stage (their extra
+    metrics are not copied; they are always scored in full)."""
+    goal = prepared.goal
+    return prepared.result is None and bool(prepared.reuse_key) and goal.hardware is None and not goal.is_set
 
-    ``reuse(reuse_key) -> (bp, vqe, source) | None`` lets a caller hand back the scores of an earlier evaluation
-    of the same circuits at every size (a renamed copy: ``fingerprint.reuse_key``), so the expensive stages are
-    skipped. Goal sets and goals with the
-    hardware stage are always scored in full (their extra metrics are not copied).
-    """
+
+def evaluate_code(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | None = None
+                  ) -> R.EvaluationResult:
+    """Run the whole cascade (``prepare`` then ``score``) on untrusted ``code`` for ``goal``. Never raises for
+    anything the code does. A caller with a store composes ``prepare``, its own lookup (``reusable``,
+    ``reuse_scores``) and ``score`` instead (the evaluation task: ``workers/tasks.py``)."""
     config = config or EvaluationConfig()
-    prepared = prepare(code, goal, seed=seed, config=config)
-    if prepared.result is None and prepared.reuse_key and reuse is not None and goal.hardware is None \
-            and not goal.is_set:
-        found = reuse(prepared.reuse_key)
-        if found is not None:
-            bp, vqe, source = found
-            return reuse_scores(prepared, bp, vqe, source=source)
-    return score(prepared, config=config)
+    return score(prepare(code, goal, seed=seed, config=config), config=config)
