@@ -75,7 +75,7 @@ def test_a_result_survives_result_to_columns_to_result(name):
     assert records.columns(records.from_row(records.columns(result))) == records.columns(result)
 
 
-def test_a_result_of_every_status_survives_the_store(store):  # noqa: F811
+def test_a_result_of_every_status_survives_the_store(store):
     with session_scope(store) as s:
         goal_id = add_goal(s)
         for name, result in RESULTS.items():
