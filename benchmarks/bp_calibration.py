@@ -41,6 +41,7 @@ from qiskit.circuit.library import XXPlusYYGate
 
 from tests.ansatz_library import deep_random, h2_ansatz, heisenberg_hva, ry_cz, tfim_hva
 from workers.evaluation.barren import check_barren_plateau, scaling_sizes
+from workers.settings import scoring_settings
 from workers.evaluation.goals import get_goal
 from workers.evaluation.reference import _best_basis_state, _codes
 
@@ -107,17 +108,18 @@ def classes(goal) -> dict[str, tuple[str, object]]:
 
 
 def run(goals: list[str], samples: int, only: set[str] | None) -> list[dict]:
+    settings = scoring_settings().barren  # QMIND_BP_* (thresholds under calibration), read once here
     rows = []
     for name in goals:
         goal = dataclasses.replace(get_goal(name), allowed_gates=GATES)
         for label, (expected, build) in classes(goal).items():
             if only and label not in only:
                 continue
-            circuits = {n: build(n) for n in scaling_sizes(goal)}
+            circuits = {n: build(n) for n in scaling_sizes(goal, max_qubits=settings.max_qubits)}
             if circuits[goal.num_qubits].depth() > goal.max_depth:
                 continue
             start = time.perf_counter()
-            bp = check_barren_plateau(circuits, goal, samples=samples, seed=0)
+            bp = check_barren_plateau(circuits, goal, samples=samples, seed=0, settings=settings)
             row = {"goal": name, "ansatz": label, "expected": expected, "verdict": bp.verdict,
                    "ratio": bp.two_design_ratios[bp.sizes.index(goal.num_qubits)], "decay_rate": bp.decay_rate,
                    "depth": circuits[goal.num_qubits].depth(), "seconds": round(time.perf_counter() - start, 2)}

@@ -98,7 +98,7 @@ def difference(after: list[float], before: list[float]) -> dict:
 def eval_config(args):
     from workers.evaluation.cascade import EvaluationConfig
 
-    return dataclasses.replace(EvaluationConfig(), bp_samples=args.bp_samples, restarts=args.restarts)
+    return EvaluationConfig().with_knobs(bp_samples=args.bp_samples, restarts=args.restarts)
 
 
 def fill_store(engine, args, root: pathlib.Path) -> dict:

@@ -13,7 +13,7 @@ from workers.evaluation.cascade import EvaluationConfig, evaluate_code, prepare,
 from workers.evaluation.goals import get_goal
 from workers.evaluation.sandbox import SandboxConfig
 
-FAST = EvaluationConfig(bp_samples=60, restarts=2)
+FAST = EvaluationConfig().with_knobs(bp_samples=60, restarts=2)
 
 
 def test_hva_reaches_the_exact_tfim_energy_through_the_whole_cascade():

@@ -155,11 +155,10 @@ def test_compose_refuses_to_start_without_each_secret(tmp_path, secret):
 
 
 def test_every_qmind_setting_is_documented_in_the_env_example_and_reaches_the_containers():
-    import dataclasses
 
     from db.config import StoreConfig
     from workers.config import QueueConfig
-    from workers.evaluation.sandbox.config import ENV_PREFIX, SandboxConfig
+    from workers.settings import knob_names
 
     text, compose_text = ENV_EXAMPLE.read_text(), COMPOSE.read_text()
     # composed by compose itself from the secrets (URLs), published by compose (Flower's address and port), or
@@ -167,7 +166,7 @@ def test_every_qmind_setting_is_documented_in_the_env_example_and_reaches_the_co
     derived = {"QMIND_BROKER_URL", "QMIND_DATABASE_URL", "QMIND_FLOWER_ADDRESS", "QMIND_FLOWER_PORT",
                "QMIND_SQLITE_BUSY_TIMEOUT_S"}
     names = {f"QMIND_{f.upper()}" for f in (*QueueConfig.model_fields, *StoreConfig.model_fields)} - derived
-    names |= {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(SandboxConfig)}
+    names |= {n for n, path in knob_names().items() if path.startswith("sandbox.")}
     names |= {"QMIND_BP_SAMPLES", "QMIND_VQE_RESTARTS", "QMIND_ENGINE"}
     missing = sorted(n for n in names if not re.search(rf"^#? ?{n}=", text, re.MULTILINE))
     assert not missing, f"settings missing from deploy/.env.example: {missing}"

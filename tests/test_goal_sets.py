@@ -27,7 +27,7 @@ from workers.evaluation.results import SCORER_VERSION
 from workers.evaluation.rewards import normalised_error
 from workers.records import columns
 
-FAST = EvaluationConfig(bp_samples=30, restarts=1, run_bp=False)
+FAST = EvaluationConfig(run_bp=False).with_knobs(bp_samples=30, restarts=1)
 
 # one fixed layer whatever the size: reaches the ground state at no size
 SHALLOW = textwrap.dedent("""

@@ -21,7 +21,7 @@ pytest.importorskip("qiskit_ibm_runtime", reason="the hardware stage needs the '
 from workers.evaluation.hardware import local_noise_model, score_hardware
 from workers.evaluation.simulation.noisy import OutOfTime, estimate_energy, measurement_groups
 
-FAST = EvaluationConfig(bp_samples=40, restarts=1)
+FAST = EvaluationConfig().with_knobs(bp_samples=40, restarts=1)
 
 
 def ladder(n: int, *, ring: bool = False) -> QuantumCircuit:

@@ -12,7 +12,7 @@ import pytest
 from workers.evaluation.cascade import EvaluationConfig, evaluate_code
 from workers.evaluation.goals import get_goal
 
-FAST = EvaluationConfig(bp_samples=60, restarts=2)
+FAST = EvaluationConfig().with_knobs(bp_samples=60, restarts=2)
 NO_SCORING = dataclasses.replace(FAST, run_bp=False, run_vqe=False)
 HEADER = "from qiskit import QuantumCircuit\nfrom qiskit.circuit import Parameter, ParameterVector\n"
 

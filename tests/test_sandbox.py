@@ -233,27 +233,6 @@ def test_the_defaults_are_the_documented_ones():
     assert cfg.cpu_limit == 30.0 and cfg.isolation == "auto"
 
 
-def test_config_reads_qmind_sandbox_variables():
-    env = {"QMIND_SANDBOX_WALL_SECONDS": "5", "QMIND_SANDBOX_MEMORY_BYTES": "512M",
-           "QMIND_SANDBOX_ISOLATION": "rlimits", "QMIND_SANDBOX_EXTRA_READ_PATHS": "/opt/a:/opt/b",
-           "QMIND_SANDBOX_CPU_SECONDS": "none", "QMIND_SANDBOX_MAX_PROCESSES": "16"}
-    cfg = SandboxConfig.from_env(env, max_output_bytes=4096)
-    assert (cfg.wall_seconds, cfg.memory_bytes, cfg.isolation, cfg.max_processes) == (5.0, 512 << 20, "rlimits", 16)
-    assert cfg.extra_read_paths == ("/opt/a", "/opt/b") and cfg.cpu_seconds is None
-    assert cfg.max_output_bytes == 4096 and cfg.cpu_limit == 5.0
-
-
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"QMIND_SANDBOX_MEMORY_BYTES": "lots"}, "QMIND_SANDBOX_MEMORY_BYTES"),
-    ({"QMIND_SANDBOX_ISOLATION": "docker"}, "isolation must be one of"),
-    ({"QMIND_SANDBOX_WALL_SECONDS": "0"}, "wall_seconds must be > 0"),
-    ({"QMIND_SANDBOX_MAX_PROCESSES": "1"}, "max_processes must be >= 2"),
-])
-def test_a_bad_sandbox_setting_is_named_in_the_error(env, fragment):
-    with pytest.raises(SandboxError, match=fragment):
-        SandboxConfig.from_env(env)
-
-
 def test_byte_sizes_accept_the_usual_suffixes():
     assert [parse_bytes(t) for t in ("1048576", "1M", "1MiB", "2g", "512k", "1.5G")] == [
         1 << 20, 1 << 20, 1 << 20, 2 << 30, 512 << 10, 3 << 29]

@@ -136,15 +136,6 @@ def test_a_circuit_with_a_measurement_is_refused_by_the_scorer():
         score_vqe(qc, get_goal("tfim-4"))
 
 
-def test_settings_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("QMIND_VQE_RESTARTS", "2")
-    monkeypatch.setenv("QMIND_VQE_ENGINE", "aer")
-    settings = VQESettings.from_env()
-    assert settings.restarts == 2 and settings.engine == "aer"
-    result = score_vqe(h2_ansatz(), get_goal("h2"))
-    assert result.restarts == 2 and result.engine == "aer"
-
-
 def test_lockstep_rounds_hold_exactly_the_restarts_still_running():
     from workers.evaluation.simulation.lockstep import run_restarts
 

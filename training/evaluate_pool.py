@@ -60,11 +60,11 @@ class EvaluationPool:
     manager."""
 
     def __init__(self, *, workers: int | None = None, seed: int = 0, config=None) -> None:
-        from workers.evaluation.cascade import EvaluationConfig
+        from workers.settings import scoring_settings
 
         self.workers = default_workers() if workers is None else max(0, int(workers))
         self.seed = seed
-        self.config = config if config is not None else EvaluationConfig.from_env()
+        self.config = config if config is not None else scoring_settings()
         self._cache: dict[tuple[str, str], Verdict] = {}
         self._executor: cf.ProcessPoolExecutor | None = None
 

@@ -18,14 +18,15 @@ class InsecureSandboxError(QueueConfigError):
 def require_isolation(config: QueueConfig, *, sandbox_config=None, status=None) -> str:
     """Return the sandbox summary to log, or raise InsecureSandboxError.
 
-    ``sandbox_config`` defaults to ``SandboxConfig.from_env()`` (QMIND_SANDBOX_*); ``status`` to a probe of this
+    ``sandbox_config`` defaults to ``settings.sandbox_settings()`` (QMIND_SANDBOX_*); ``status`` to a probe of this
     host with it (``isolation_status``: does bubblewrap start the interpreter with our namespaces and seccomp?).
     """
     from workers.evaluation.errors import SandboxError
-    from workers.evaluation.sandbox import SandboxConfig, isolation_status
+    from workers.evaluation.sandbox import isolation_status
+    from workers.settings import sandbox_settings
 
     try:
-        sandbox_config = sandbox_config or SandboxConfig.from_env()
+        sandbox_config = sandbox_config or sandbox_settings()
     except SandboxError as exc:
         raise QueueConfigError(str(exc)) from exc
     status = status or isolation_status(sandbox_config)

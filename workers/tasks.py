@@ -63,11 +63,12 @@ def _evaluate(code: str, goal_spec: dict, *, seed: int, soft_limit: float, looku
     """prepare (sandbox, verification, reuse key) -> lookup in the store -> score (or copy the scores found).
     Any failure of the evaluation itself becomes a ``failed`` verdict; a transient store error is raised (retried)."""
     try:
-        from workers.evaluation.cascade import EvaluationConfig, prepare, reusable, reuse_scores, score
+        from workers.evaluation.cascade import prepare, reusable, reuse_scores, score
         from workers.evaluation.goals import goal_from_spec
+        from workers.settings import scoring_settings
 
         goal = goal_from_spec(goal_spec)
-        config = EvaluationConfig.from_env()
+        config = scoring_settings()
         prepared = prepare(code, goal, seed=seed, config=config)
         found = lookup(prepared.reuse_key) if reusable(prepared) else None
         if found is not None:

@@ -95,11 +95,11 @@ def eval_model_cmd(
         store_evaluation,
         training_data_of,
     )
-    from workers.evaluation.cascade import EvaluationConfig
     from workers.evaluation.goals import get_goal
     from workers.generation import build_generator
     from workers.generation.config import GeneratorConfig
     from workers.generation.errors import GenerationError
+    from workers.settings import scoring_settings
 
     try:
         temps = tuple(float(t) for t in split_list(temperatures))
@@ -136,11 +136,7 @@ def eval_model_cmd(
         data = str(training_data) if training_data else training_data_of(adapter)
         reference = Reference.from_export(data) if data else None
         goal_objs = [get_goal(g) for g in held_out_goals(reference, split_list(goals))]
-        config = dataclasses.replace(
-            EvaluationConfig.from_env(),
-            run_vqe=with_vqe,
-            **({"bp_samples": bp_samples} if bp_samples else {}),
-        )
+        config = dataclasses.replace(scoring_settings().with_knobs(bp_samples=bp_samples or None), run_vqe=with_vqe)
         try:
             with EvaluationPool(workers=workers, seed=seed, config=config) as pool:
                 result = evaluate_model(

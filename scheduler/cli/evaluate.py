@@ -34,7 +34,8 @@ def evaluate(
 
     Exit code 0 for every judged candidate (valid or not); 2 for usage errors.
     """
-    from workers.evaluation.cascade import EvaluationConfig, evaluate_code
+    from workers.evaluation.cascade import evaluate_code
+    from workers.settings import scoring_settings
 
     try:
         goal = with_hardware(get_goal(goal_name, max_depth=max_depth, allowed_gates=allowed_gates),
@@ -49,10 +50,7 @@ def evaluate(
         usage_error(f"--code-file {code_file} is {len(raw)} bytes; at most {MAX_CODE_BYTES} are accepted",
                     as_json=as_json)
     code = raw.decode("utf-8", errors="replace")
-    config = EvaluationConfig.from_env()
-    import dataclasses
-
-    config = dataclasses.replace(config, restarts=restarts, bp_samples=bp_samples)
+    config = scoring_settings().with_knobs(restarts=restarts, bp_samples=bp_samples)
     if as_json:
         result = evaluate_code(code, goal, seed=seed, config=config)
         print_json(result.to_cli_json())

@@ -285,11 +285,10 @@ def train_grpo_cmd(
 ) -> None:
     """GRPO with verifiable rewards from the sandboxed evaluation cascade; writes and registers a
     checkpoint."""
-    import dataclasses
 
     from training.grpo import train_grpo
     from training.grpo_config import GRPOSettings
-    from workers.evaluation.cascade import EvaluationConfig
+    from workers.settings import scoring_settings
 
     lora = _lora(lora_r, lora_alpha, None, None)
     if gradient_checkpointing is not None:
@@ -326,8 +325,7 @@ def train_grpo_cmd(
                 seed=seed,
             ),
         )
-        config = EvaluationConfig.from_env()
-        config = dataclasses.replace(config, **_given(bp_samples=bp_samples, restarts=restarts))
+        config = scoring_settings().with_knobs(bp_samples=bp_samples, restarts=restarts)
         engine = _engine(url, not no_register)
         with _progress(as_json):
             from .models import adapter_option

@@ -9,7 +9,6 @@ export meets is present. Verdicts are computed once per test session and written
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 from typer.testing import CliRunner
@@ -50,7 +49,7 @@ def evaluation_config():
     cascade."""
     from workers.evaluation.cascade import EvaluationConfig
 
-    return dataclasses.replace(EvaluationConfig(), bp_samples=60, restarts=2)
+    return EvaluationConfig().with_knobs(bp_samples=60, restarts=2)
 
 
 def coin_answers(goal) -> tuple[str, str]:

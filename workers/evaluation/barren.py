@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Mapping
 
@@ -58,8 +57,10 @@ VERDICTS = ("barren plateau", "no barren plateau", "not measurable")
 
 @dataclasses.dataclass(frozen=True)
 class BarrenSettings:
-    """Settings of the barren-plateau check (environment: ``QMIND_BP_<FIELD>``)."""
+    """Settings of the barren-plateau check (read from ``QMIND_BP_<FIELD>`` at the edge: ``workers/settings.py``)."""
 
+    samples: int = 200
+    """Random parameter vectors per size for the gradient-variance estimate."""
     max_qubits: int = 12
     """Largest size used for the scaling fit (keeps the check cheap; larger goals are assessed at 8, 10, 12)."""
     decay_threshold: float = DECAY_THRESHOLD
@@ -84,21 +85,11 @@ class BarrenSettings:
     bootstrap: int = 200
     """Bootstrap resamples for the sampling error of each variance."""
 
-    @classmethod
-    def from_env(cls) -> BarrenSettings:
-        values = {}
-        for field in dataclasses.fields(cls):
-            raw = os.environ.get(f"QMIND_BP_{field.name.upper()}")
-            if raw is not None:
-                values[field.name] = type(field.default)(raw)
-        return cls(**values)
 
-
-def scaling_sizes(goal: Goal, *, max_qubits: int | None = None) -> list[int]:
+def scaling_sizes(goal: Goal, *, max_qubits: int = BarrenSettings.max_qubits) -> list[int]:
     """Sizes for the scaling fit: the goal's family sizes (``Goal.family_sizes``: n, n-2, n-4 on chains, one column
     less per step on square lattices and ladders, capped at ``max_qubits``). Fixed-size goals: their own size."""
-    cap = max_qubits if max_qubits is not None else BarrenSettings.from_env().max_qubits
-    return goal.family_sizes(max_qubits=cap)
+    return goal.family_sizes(max_qubits=max_qubits)
 
 
 def hamiltonian_scale(hamiltonian: SparsePauliOp) -> float:
@@ -216,17 +207,19 @@ def random_reference(goal: Goal, *, samples: int, seed: int, engine: str, settin
     return _REFERENCE[key]
 
 
-def preload_reference(goal: Goal, *, samples: int, seed: int, engine: str | None = "auto") -> None:
+def preload_reference(goal: Goal, *, seed: int, engine: str | None = "auto",
+                      settings: BarrenSettings | None = None) -> None:
     """Compute the level rule's random reference for ``goal`` now (in the worker, before the guarded child is
     forked), so every candidate's child inherits it instead of recomputing it (seconds per goal)."""
-    settings = BarrenSettings.from_env()
+    settings = settings or BarrenSettings()
+    samples = settings.samples
     if goal.num_qubits >= settings.level_min_qubits and samples >= 2:
         with blas_threads():
             random_reference(goal, samples=samples, seed=seed, engine=resolve_engine(engine), settings=settings)
 
 
-def _usable(circuits: Mapping[int, QuantumCircuit], goal: Goal,
-            size_errors: Mapping[int, str]) -> tuple[dict[int, tuple[QuantumCircuit, Goal]], list[str]]:
+def _usable(circuits: Mapping[int, QuantumCircuit], goal: Goal, size_errors: Mapping[int, str],
+            max_qubits: int) -> tuple[dict[int, tuple[QuantumCircuit, Goal]], list[str]]:
     """Circuits that verify at their size and are one family with the goal's (family.py); problems in words."""
     if goal.num_qubits not in circuits:
         raise EvaluationError(f"no circuit at the goal's own size ({goal.num_qubits} qubits)")
@@ -238,7 +231,7 @@ def _usable(circuits: Mapping[int, QuantumCircuit], goal: Goal,
     if not goal.is_lattice:
         return usable, []
     problems = []
-    for n in scaling_sizes(goal):
+    for n in scaling_sizes(goal, max_qubits=max_qubits):
         if n == goal.num_qubits:
             continue
         if n not in circuits:
@@ -257,8 +250,8 @@ def _usable(circuits: Mapping[int, QuantumCircuit], goal: Goal,
     return usable, problems
 
 
-def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, samples: int = 200, seed: int = 0,
-                         engine: str | None = "auto", settings: BarrenSettings | None = None,
+def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, samples: int | None = None,
+                         seed: int = 0, engine: str | None = "auto", settings: BarrenSettings | None = None,
                          size_errors: Mapping[int, str] | None = None) -> BarrenPlateauResult:
     """Gradient-variance check of the ansatz built at each size in ``circuits`` (see the module docstring).
 
@@ -266,14 +259,15 @@ def check_barren_plateau(circuits: Mapping[int, QuantumCircuit], goal: Goal, *, 
     "barren plateau" when the level rule or (lattice goals) the scaling rule flags it or gradients vanish;
     "not measurable" when an extra size is missing, fails verification, is not one family with the goal's
     circuit (family.py) or the fit is not finite (paid like a barren plateau, ``has_barren_plateau`` True);
-    otherwise "no barren plateau".
+    otherwise "no barren plateau". ``samples`` overrides ``settings.samples``; no settings: the defaults.
     """
-    settings = settings or BarrenSettings.from_env()
+    settings = settings or BarrenSettings()
+    samples = settings.samples if samples is None else int(samples)
     engine = resolve_engine(engine)
     if samples < 2:
         raise EvaluationError(f"the barren-plateau check needs at least 2 samples, got {samples}")
     start = time.perf_counter()
-    usable, problems = _usable(circuits, goal, size_errors or {})
+    usable, problems = _usable(circuits, goal, size_errors or {}, settings.max_qubits)
     with blas_threads():
         stats = [_size_stats(n, c, g.hamiltonian, samples=samples, seed=seed, engine=engine, settings=settings)
                  for n, (c, g) in sorted(usable.items())]

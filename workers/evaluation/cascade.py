@@ -15,14 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import random
 import time
 
 from qiskit import QuantumCircuit
 
 from . import results as R
-from .barren import preload_reference, scaling_sizes
+from .barren import BarrenSettings, preload_reference, scaling_sizes
 from .goals import Goal
 from .guard import GuardLimit, StageFailed, TrustedConfig, run_guarded
 from .hardware import preload_backend
@@ -30,6 +29,7 @@ from .reference import product_state_energy
 from .sandbox import SandboxConfig, load_circuit, run_candidate
 from .stages import check_circuits, failure_message, finish, public_sandbox, score_stages, warm_up
 from .transfer import set_sizes
+from .vqe import VQESettings
 
 log = logging.getLogger(__name__)
 _SANDBOX_STATUS = {"error": R.STATUS_ERROR, "timeout": R.STATUS_TIMEOUT, "resource": R.STATUS_RESOURCE}
@@ -37,36 +37,34 @@ _SANDBOX_STATUS = {"error": R.STATUS_ERROR, "timeout": R.STATUS_TIMEOUT, "resour
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """Settings of the cascade. Defaults are the project's scoring policy (bump SCORER_VERSION when they change)."""
+    """The scoring settings tree: every knob of the cascade, each in one place. Defaults are the project's scoring
+    policy (bump SCORER_VERSION when they change). Built from the environment once, at the edge (a task, a CLI
+    command, a training pool: ``workers/settings.py``), and passed down; nothing below reads the environment."""
 
     sandbox: SandboxConfig = dataclasses.field(default_factory=SandboxConfig)
     """Limits of the sandboxed build (wall time, memory, processes, output)."""
-    bp_samples: int = 200
-    """Random parameter vectors per size for the gradient-variance estimate."""
+    trusted: TrustedConfig = dataclasses.field(default_factory=TrustedConfig)
+    """Time and memory limits of the trusted stages (verification, BP check, VQE), each in a guarded child."""
+    barren: BarrenSettings = dataclasses.field(default_factory=BarrenSettings)
+    """The barren-plateau check: samples per size, sizes of the fit, the calibrated rules."""
+    vqe: VQESettings = dataclasses.field(default_factory=VQESettings)
+    """VQE scoring: restarts, L-BFGS-B limits and tolerances, the time budget."""
+    engine: str = "auto"
+    """Simulator for energies and gradients, in the barren-plateau check and VQE alike: auto, statevector or aer."""
     run_bp: bool = True
     """Run the barren-plateau check."""
     run_vqe: bool = True
     """Run VQE scoring."""
     stop_on_barren_plateau: bool = True
     """Skip VQE for a candidate flagged as a barren plateau (it is still stored as valid, with zero energy reward)."""
-    restarts: int = 4
-    """Seeded random restarts of the VQE optimiser."""
-    engine: str = "auto"
-    """Simulator for energies and gradients: auto, statevector or aer."""
-    trusted: TrustedConfig = dataclasses.field(default_factory=TrustedConfig)
-    """Time and memory limits of the trusted stages (verification, BP check, VQE), each in a guarded child."""
 
-    @classmethod
-    def from_env(cls) -> EvaluationConfig:
-        """Defaults overridden by QMIND_BP_SAMPLES, QMIND_VQE_RESTARTS, QMIND_ENGINE, QMIND_SANDBOX_* and
-        QMIND_TRUSTED_*."""
-        return cls(
-            sandbox=SandboxConfig.from_env(),
-            trusted=TrustedConfig.from_env(),
-            bp_samples=int(os.environ.get("QMIND_BP_SAMPLES", "200")),
-            restarts=int(os.environ.get("QMIND_VQE_RESTARTS", "4")),
-            engine=os.environ.get("QMIND_ENGINE", "auto"),
-        )
+    def with_knobs(self, *, bp_samples: int | None = None, restarts: int | None = None,
+                   engine: str | None = None) -> EvaluationConfig:
+        """A copy with the knobs callers set most often replaced (``None`` keeps the current value):
+        ``barren.samples``, ``vqe.restarts`` and ``engine``."""
+        barren = self.barren if bp_samples is None else dataclasses.replace(self.barren, samples=int(bp_samples))
+        vqe = self.vqe if restarts is None else dataclasses.replace(self.vqe, restarts=int(restarts))
+        return dataclasses.replace(self, barren=barren, vqe=vqe, engine=self.engine if engine is None else engine)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +116,7 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
             errors=["no code: expected a Python module defining create_ansatz(num_qubits)"]))
     sizes = [goal.num_qubits]
     if config.run_bp and goal.is_lattice:
-        sizes += [n for n in scaling_sizes(goal) if n != goal.num_qubits]
+        sizes += [n for n in scaling_sizes(goal, max_qubits=config.barren.max_qubits) if n != goal.num_qubits]
     if goal.is_set:
         sizes += [n for n in set_sizes(goal) if n not in sizes]
     random.SystemRandom().shuffle(sizes)  # the goal's call is not recognisable by its position
@@ -163,7 +161,7 @@ def _preload_references(goal: Goal, config: EvaluationConfig, seed: int) -> None
         if not goal.is_set:
             product_state_energy(goal.hamiltonian)
         if config.run_bp:
-            preload_reference(goal, samples=config.bp_samples, seed=seed)
+            preload_reference(goal, seed=seed, engine=config.engine, settings=config.barren)
     except Exception as exc:  # noqa: BLE001 - a cache miss only costs time; the child computes (and reports) it
         log.warning("could not precompute the reference energies of %s: %s", goal.name, exc)
 

@@ -252,7 +252,8 @@ def _verdict(data: bytes, status: int, killed: bool, seconds: float, limits: Lim
 
 @dataclasses.dataclass(frozen=True)
 class TrustedConfig:
-    """Limits of the trusted stages run on a candidate's circuit (environment: ``QMIND_TRUSTED_<FIELD>``)."""
+    """Limits of the trusted stages run on a candidate's circuit (read from ``QMIND_TRUSTED_<FIELD>`` at the edge:
+    ``workers/settings.py``)."""
 
     verify_seconds: float = 60.0
     """Wall-clock limit for verification, the liveness check and the fingerprint (all sizes)."""
@@ -267,22 +268,6 @@ class TrustedConfig:
                              f"score_seconds={self.score_seconds!r}")
         if self.memory_bytes < 64 << 20:
             raise ValueError(f"QMIND_TRUSTED_MEMORY_BYTES must be at least 64 MiB, got {self.memory_bytes}")
-
-    @classmethod
-    def from_env(cls, environ: dict | None = None) -> TrustedConfig:
-        from .sandbox.config import parse_bytes
-
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            raw = environ.get(f"QMIND_TRUSTED_{field.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                values[field.name] = parse_bytes(raw) if field.name == "memory_bytes" else float(raw)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"QMIND_TRUSTED_{field.name.upper()}={raw!r} is not valid: {exc}") from exc
-        return cls(**values)
 
     def verify_limits(self) -> Limits:
         return Limits(self.verify_seconds, self.memory_bytes, "verification")

@@ -172,7 +172,8 @@ def score_stages(circuit: QuantumCircuit, circuits: dict, goal: Goal, seed: int,
         progress("bp")
         t = time.perf_counter()
         try:
-            bp = check_barren_plateau(circuits, goal, samples=config.bp_samples, seed=seed, size_errors=size_errors)
+            bp = check_barren_plateau(circuits, goal, seed=seed, engine=config.engine, settings=config.barren,
+                                      size_errors=size_errors)
         except Exception as exc:  # noqa: BLE001 - a stage failing on a hostile circuit is a verdict
             return finish(R.STATUS_ERROR, goal, seed, "bp", timings, errors=[failure_message("bp", exc)], **common)
         timings["bp"] = time.perf_counter() - t
@@ -186,10 +187,10 @@ def score_stages(circuit: QuantumCircuit, circuits: dict, goal: Goal, seed: int,
         common = dict(common)
         try:
             if goal.is_set:
-                vqe, common["goal_set"], own = score_set(circuits, goal, restarts=config.restarts, seed=seed,
-                                                         engine=config.engine)
+                vqe, common["goal_set"], own = score_set(circuits, goal, seed=seed, engine=config.engine,
+                                                         settings=config.vqe)
             else:
-                vqe = score_vqe(circuit, goal, restarts=config.restarts, seed=seed, engine=config.engine)
+                vqe = score_vqe(circuit, goal, seed=seed, engine=config.engine, settings=config.vqe)
         except Exception as exc:  # noqa: BLE001
             return finish(R.STATUS_ERROR, goal, seed, "vqe", timings, errors=[failure_message("vqe", exc)], bp=bp,
                           **common)

@@ -21,7 +21,7 @@ from .errors import EvaluationError
 from .goals import Goal
 from .results import GoalSetResult, SandboxResult, VQEResult
 from .verify import verify_circuit
-from .vqe import score_vqe
+from .vqe import VQESettings, score_vqe
 
 
 def set_sizes(goal: Goal) -> list[int]:
@@ -70,11 +70,11 @@ def _extrapolation(circuits: dict, goal: Goal, **vqe_options) -> dict:
             "extrapolation_exact_energy": vqe.exact_energy}
 
 
-def score_set(circuits: dict[int, QuantumCircuit], goal: Goal, *, restarts: int, seed: int,
-              engine: str) -> tuple[VQEResult, GoalSetResult, VQEResult]:
+def score_set(circuits: dict[int, QuantumCircuit], goal: Goal, *, seed: int, engine: str,
+              settings: VQESettings | None = None) -> tuple[VQEResult, GoalSetResult, VQEResult]:
     """(the VQE result the cascade judges: the worst member's, or a flagged one's; the set's summary; the first
     member's own result, whose parameters belong to the goal's own circuit)."""
-    options = {"restarts": restarts, "seed": seed, "engine": engine}
+    options = {"seed": seed, "engine": engine, "settings": settings}
     results = [(m, score_vqe(circuits[m.num_qubits], m, **options)) for m in goal.members]
     worst_member, worst = max(results, key=lambda mv: mv[1].error)
     flagged = [v for _, v in results if v.below_exact]

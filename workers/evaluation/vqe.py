@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 
 import numpy as np
@@ -40,7 +39,8 @@ ROUNDING = 1e-9
 
 @dataclasses.dataclass(frozen=True)
 class VQESettings:
-    """Settings of VQE scoring (environment: ``QMIND_VQE_<FIELD>``)."""
+    """Settings of VQE scoring (read from ``QMIND_VQE_<FIELD>`` at the edge: ``workers/settings.py``). The simulator
+    is not one of them: the cascade's ``engine`` serves the barren-plateau check and VQE alike."""
 
     restarts: int = 4
     """Seeded random restarts; the best energy over all of them is reported."""
@@ -56,17 +56,6 @@ class VQESettings:
     """Restart 0 starts from U(-small_init, small_init); the others from U(0, 2 pi)."""
     max_seconds: float = 600.0
     """Time budget for all restarts; past it the best energy so far is reported with ``truncated``."""
-    engine: str = "auto"
-    """Simulator: auto (= statevector), statevector or aer."""
-
-    @classmethod
-    def from_env(cls) -> VQESettings:
-        values = {}
-        for field in dataclasses.fields(cls):
-            raw = os.environ.get(f"QMIND_VQE_{field.name.upper()}")
-            if raw is not None:
-                values[field.name] = type(field.default)(raw)
-        return cls(**values)
 
 
 class _OutOfTime(Exception):
@@ -130,21 +119,22 @@ def _in_rounds(sim, starts: list[np.ndarray], options: dict, deadline: float, ev
 def score_vqe(circuit: QuantumCircuit, goal: Goal, *, restarts: int | None = None, seed: int = 0,
               maxiter: int | None = None, tol: float | None = None, engine: str | None = None,
               settings: VQESettings | None = None) -> VQEResult:
-    """Minimise ``goal``'s energy over ``circuit``'s parameters; keyword options override ``settings``."""
+    """Minimise ``goal``'s energy over ``circuit``'s parameters; keyword options override ``settings`` (no settings:
+    the defaults, never the environment). ``engine``: auto (= statevector), statevector or aer."""
     with blas_threads():
         return _score_vqe(circuit, goal, restarts=restarts, seed=seed, maxiter=maxiter, tol=tol, engine=engine,
                           settings=settings)
 
 
 def _score_vqe(circuit, goal, *, restarts, seed, maxiter, tol, engine, settings) -> VQEResult:
-    settings = settings or VQESettings.from_env()
+    settings = settings or VQESettings()
     restarts = settings.restarts if restarts is None else int(restarts)
     maxiter = settings.maxiter if maxiter is None else int(maxiter)
     tol = settings.tol if tol is None else float(tol)
     if restarts < 1 or maxiter < 1:
         raise EvaluationError(f"restarts and maxiter must be positive, got {restarts} and {maxiter}")
     start = time.perf_counter()
-    sim = make_engine(circuit, goal.hamiltonian, engine=resolve_engine(engine or settings.engine))
+    sim = make_engine(circuit, goal.hamiltonian, engine=resolve_engine(engine))
     p = sim.program.num_parameters
     evaluations = [0] * restarts
     bests: list[dict] = [{"energy": math.inf, "theta": None} for _ in range(restarts)]

@@ -1,13 +1,13 @@
 """Configuration of the candidate sandbox: one frozen dataclass, every field with a default and a one-line help.
 
-Environment variables: ``QMIND_SANDBOX_<FIELD>`` (upper case), e.g. ``QMIND_SANDBOX_WALL_SECONDS=10``,
-``QMIND_SANDBOX_ISOLATION=bwrap``. Byte sizes accept suffixes (``512M``, ``2G``, ``1MiB``).
+Environment variables (read at the edge, ``workers/settings.py``): ``QMIND_SANDBOX_<FIELD>`` (upper case), e.g.
+``QMIND_SANDBOX_WALL_SECONDS=10``, ``QMIND_SANDBOX_ISOLATION=bwrap``. Byte sizes accept suffixes (``512M``, ``2G``,
+``1MiB``: ``parse_bytes``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from typing import Any
 
@@ -17,7 +17,6 @@ GiB = 1 << 30
 MiB = 1 << 20
 KiB = 1 << 10
 ISOLATION_MODES = ("auto", "bwrap", "rlimits")
-ENV_PREFIX = "QMIND_SANDBOX_"
 
 
 def _f(default: Any, help: str) -> Any:
@@ -74,22 +73,6 @@ class SandboxConfig:
         """Field name -> one-line help."""
         return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> SandboxConfig:
-        """Defaults, overridden by ``QMIND_SANDBOX_*`` variables, overridden by keyword arguments."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[f.name] = _parse(f.name, f.default, raw.strip())
-            except ValueError as exc:
-                raise SandboxError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from exc
-        values.update(overrides)
-        return cls(**values)
-
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
 
@@ -100,17 +83,3 @@ def parse_bytes(text: str) -> int:
     if not m:
         raise ValueError(f"expected a byte size such as 2G, 512M or 1048576, got {text!r}")
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
-
-
-def _parse(name: str, default: Any, raw: str) -> Any:
-    if name.endswith("_bytes"):
-        return parse_bytes(raw)
-    if name == "extra_read_paths":
-        return tuple(p for p in raw.split(os.pathsep) if p)
-    if name == "cpu_seconds":
-        return None if raw.lower() in ("none", "") else float(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, int):
-        return int(raw)
-    return raw

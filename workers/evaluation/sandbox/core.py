@@ -86,7 +86,7 @@ class IsolationStatus:
 
 def isolation_status(config: SandboxConfig | None = None) -> IsolationStatus:
     """Probe the host once (cached): can bubblewrap start the interpreter with our namespaces and seccomp?"""
-    config = config or SandboxConfig.from_env()
+    config = config or SandboxConfig()
     return _probe(config.bwrap_path, config.python, config.extra_read_paths, iso.is_root())
 
 
@@ -167,7 +167,7 @@ def run_candidate(code: str, sizes: int | Sequence[int], *, config: SandboxConfi
     Returns a SandboxResult: ``ok`` with one QPY circuit per size that worked, or ``error``/``timeout``/``resource``
     with a message fit to feed back to the model. Raises SandboxError only when the sandbox itself cannot run.
     """
-    config = config or SandboxConfig.from_env()
+    config = config or SandboxConfig()
     sizes = _normalise_sizes(sizes)
     goal = sizes[0] if goal_size is None else goal_size
     if goal not in sizes:
