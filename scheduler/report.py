@@ -81,12 +81,34 @@ def _legend_outside(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
 
 
+def new_plot():
+    """A figure and axes of the report's size."""
+    return plt.subplots(figsize=(6.4, 4.0), dpi=110)
+
+
+def save_plot(fig, ax, path: pathlib.Path, *, xlabel: str, ylabel: str, title: str, legend: bool = True,
+              integer_x: bool = False) -> None:
+    """Finish a report plot the one way every plot is finished (log error axis, labels, grid, legend outside
+    when there is anything to label), write it to ``path`` and free it."""
+    ax.set_yscale("log")
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    if legend:
+        _legend_outside(ax)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _err(x: float) -> float:
     return max(x, ERROR_FLOOR)
 
 
 def plot_error_per_iteration(goal: str, points: Sequence[ReportPoint], iterations: int, path: pathlib.Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    fig, ax = new_plot()
     best, xs, ys = math.inf, [], []
     found = [p for p in points if not p.baseline and p.error is not None]
     for it in range(iterations):
@@ -101,20 +123,13 @@ def plot_error_per_iteration(goal: str, points: Sequence[ReportPoint], iteration
     for i, p in enumerate(q for q in points if q.baseline and q.error is not None):
         ax.axhline(_err(p.error), ls="--", lw=1, alpha=0.7, color=f"C{(i + 1) % 10}", label=f"baseline {p.label}")
     ax.axhspan(ERROR_FLOOR * 0.5, ERROR_FLOOR * 2, color="green", alpha=0.08, lw=0)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"energy error (E - E_exact; floor {ERROR_FLOOR:g})")
-    ax.set_title(f"{goal}: best error per iteration")
     ax.set_xlim(0.5, iterations + 0.5)
-    ax.grid(alpha=0.3, which="both")
-    _legend_outside(ax)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    save_plot(fig, ax, path, xlabel="iteration", ylabel=f"energy error (E - E_exact; floor {ERROR_FLOOR:g})",
+              title=f"{goal}: best error per iteration", integer_x=True)
 
 
 def plot_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib.Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    fig, ax = new_plot()
     found = [p for p in points if not p.baseline and p.error is not None]
     base = [p for p in points if p.baseline and p.error is not None]
     if found:
@@ -127,18 +142,12 @@ def plot_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib.Path) ->
     if front:
         ax.step([p.two_qubit_gates for p in front], [_err(p.error) for p in front], where="post", color="tab:red",
                 label="Pareto front (discovered)")
-    ax.set_yscale("log")
-    ax.set_xlabel("two-qubit gates")
-    ax.set_ylabel("energy error")
-    ax.set_title(f"{goal}: error against two-qubit gates")
-    ax.grid(alpha=0.3, which="both")
-    _legend_outside(ax)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    save_plot(fig, ax, path, xlabel="two-qubit gates", ylabel="energy error",
+              title=f"{goal}: error against two-qubit gates")
 
 
 def plot_gradient_variance(goal: str, points: Sequence[ReportPoint], path: pathlib.Path, top: int = 3) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    fig, ax = new_plot()
     best, seen = [], set()
     for p in sorted((p for p in points if not p.baseline and p.bp_sizes and p.error is not None),
                     key=lambda p: p.error):
@@ -153,18 +162,10 @@ def plot_gradient_variance(goal: str, points: Sequence[ReportPoint], path: pathl
         label = ("baseline " if p.baseline else "") + p.label + (
             f" (decay {p.decay_rate:+.2f}/qubit)" if p.decay_rate is not None else "")
         ax.plot(list(p.bp_sizes), ys, ls=style, marker=marker, label=label)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("qubits")
-    ax.set_ylabel("Var[dE/dθ]")
-    ax.set_title(f"{goal}: gradient variance against system size")
-    ax.grid(alpha=0.3, which="both")
-    if shown:
-        _legend_outside(ax)
-    else:
+    if not shown:
         ax.text(0.5, 0.5, "no barren-plateau data", transform=ax.transAxes, ha="center")
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    save_plot(fig, ax, path, xlabel="qubits", ylabel="Var[dE/dθ]",
+              title=f"{goal}: gradient variance against system size", legend=bool(shown), integer_x=True)
 
 
 def _fmt(x, spec=".3e") -> str:

@@ -11,12 +11,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from .report import ERROR_FLOOR, ReportPoint, _legend_outside, pareto_front
+from .report import ERROR_FLOOR, ReportPoint, new_plot, pareto_front, save_plot
 
 
 def _routed(p: ReportPoint) -> int | None:
@@ -28,7 +23,7 @@ def _noisy(p: ReportPoint) -> float | None:
 
 
 def plot_hardware_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib.Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    fig, ax = new_plot()
     routed = [p for p in points if p.routed_two_qubit_gates is not None]
     clean = [p for p in routed if p.error is not None]
     if clean:
@@ -43,12 +38,5 @@ def plot_hardware_pareto(goal: str, points: Sequence[ReportPoint], path: pathlib
     if front:
         ax.step([p.routed_two_qubit_gates for p in front], [max(p.noisy_error, ERROR_FLOOR) for p in front],
                 where="post", color="tab:red", label="Pareto front (noisy)")
-    ax.set_yscale("log")
-    ax.set_xlabel("two-qubit gates after routing to the device")
-    ax.set_ylabel("energy error")
-    ax.set_title(f"{goal}: error against routed two-qubit gates")
-    ax.grid(alpha=0.3, which="both")
-    if routed:
-        _legend_outside(ax)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    save_plot(fig, ax, path, xlabel="two-qubit gates after routing to the device", ylabel="energy error",
+              title=f"{goal}: error against routed two-qubit gates", legend=bool(routed))
