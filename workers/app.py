@@ -28,23 +28,7 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
     """Apply ``config`` to ``celery_app`` (checked first: bad limits are refused with a message)."""
     config.check()
     eager = config.eager
-    transport = {
-        "visibility_timeout": int(config.visibility_timeout_s),
-        # a dead worker's unacknowledged task comes back within visibility_timeout + this interval
-        "unacked_restore_interval": config.unacked_restore_interval_s,
-        "unacked_restore_throttle": 1,
-        "socket_connect_timeout": config.broker_connect_timeout_s,
-        "socket_timeout": max(30.0, config.broker_connect_timeout_s),
-        "max_retries": config.publish_retries,
-    }
-    if config.queue_prefix:
-        transport["global_keyprefix"] = config.queue_prefix
-    limits = {
-        EVALUATE_TASK: {"soft_time_limit": config.evaluate_soft_time_limit_s,
-                        "time_limit": config.evaluate_time_limit_s},
-        GENERATE_TASK: {"soft_time_limit": config.generate_soft_time_limit_s,
-                        "time_limit": config.generate_time_limit_s},
-    }
+    transport, limits = _transport_options(config), _time_limits(config)
     celery_app.conf.update(
         broker_url=config.broker_url if not eager else "memory://",
         result_backend=config.result_backend or None,
@@ -91,6 +75,32 @@ def configure(celery_app: Celery, config: QueueConfig) -> Celery:
                 setattr(task, attr, value)
             task._exec_options = None
     return celery_app
+
+
+def _transport_options(config: QueueConfig) -> dict:
+    """Broker (and result backend) transport options: visibility, restore of unacknowledged tasks, timeouts."""
+    transport = {
+        "visibility_timeout": int(config.visibility_timeout_s),
+        # a dead worker's unacknowledged task comes back within visibility_timeout + this interval
+        "unacked_restore_interval": config.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": config.broker_connect_timeout_s,
+        "socket_timeout": max(30.0, config.broker_connect_timeout_s),
+        "max_retries": config.publish_retries,
+    }
+    if config.queue_prefix:
+        transport["global_keyprefix"] = config.queue_prefix
+    return transport
+
+
+def _time_limits(config: QueueConfig) -> dict[str, dict[str, float]]:
+    """Task name -> its soft and hard time limits (Celery task annotations)."""
+    return {
+        EVALUATE_TASK: {"soft_time_limit": config.evaluate_soft_time_limit_s,
+                        "time_limit": config.evaluate_time_limit_s},
+        GENERATE_TASK: {"soft_time_limit": config.generate_soft_time_limit_s,
+                        "time_limit": config.generate_time_limit_s},
+    }
 
 
 def _forget_broker_state(celery_app: Celery) -> None:
