@@ -1,13 +1,14 @@
 """The sandbox wing: runs untrusted candidate code and brings back only serialised circuits.
 
-``core`` (run_candidate, isolation status), ``runner`` (the standard-library-only program that runs inside the
+``core`` (run_candidate, isolation status), ``outcome`` (what came back, as a ``SandboxResult``), ``runner`` (the standard-library-only program that runs inside the
 sandbox), ``process`` (starting, watching and killing the process tree), ``isolation`` (bubblewrap arguments, uid
 slots, work folders), ``seccomp`` (the syscall filter), ``qpy_guard`` (the only way back into the trusted process),
 ``config`` (its settings). See docs/sandbox.md.
 """
 
 from .config import SandboxConfig
-from .core import STATUS_OK, IsolationStatus, isolation_status, run_candidate
+from .core import IsolationStatus, isolation_status, run_candidate
+from .outcome import STATUS_OK
 from .qpy_guard import DEFAULT_MAX_CIRCUIT_BYTES, SAFE_QPY_VERSIONS, load_circuit
 
 __all__ = ["DEFAULT_MAX_CIRCUIT_BYTES", "SAFE_QPY_VERSIONS", "STATUS_OK", "IsolationStatus", "SandboxConfig",
