@@ -92,48 +92,21 @@ def up(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Start the cluster's daemons (those already running are left alone) and wait until they answer."""
-    from scheduler.cluster_health import (
-        check_broker,
-        check_flower,
-        check_store,
-        flower_listening,
-        ping_workers,
-    )
+    from scheduler.cluster_health import check_flower
 
     queue, cluster, directory = _configs(directory, as_json=as_json)
-    if gpus != "auto" and not gpus.isdigit():
-        usage_error(f"--gpus must be 'auto' or a number, got '{gpus}'", as_json=as_json)
-    if flower:
-        from workers.launch import LaunchError, flower_basic_auth
-
-        try:
-            flower_basic_auth(queue, alternative="; or pass --no-flower")
-        except LaunchError as exc:
-            usage_error(str(exc), as_json=as_json)
-    try:
-        check_broker(queue)
-        check_store(queue)
-    except ClusterError as exc:
-        _fail(f"{exc}. Nothing was started.", as_json=as_json)
+    _preflight(queue, gpus, flower, as_json=as_json)
     n_gpus = count_gpus() if gpus == "auto" else int(gpus)
     specs = plan(cpu_workers=cluster.cluster_cpu_workers if cpu_workers is None else cpu_workers,
                  concurrency=concurrency, gpus=n_gpus, flower=flower)
     if not specs:
         usage_error("nothing to start: --cpu-workers 0, no GPU worker and --no-flower", as_json=as_json)
     started = {s.name: s for s in start(directory, specs)}
-    celery_app = _celery(queue)
     nodes = {s.node for s in specs if s.node}
     deadline = time.monotonic() + (cluster.cluster_start_timeout_s if wait is None else wait)
-    answered: set[str] = set()
-    while True:
-        states = {s.name: s for s in read_states(directory) if s.name in started}
-        dead = [s for s in states.values() if not s.alive]
-        answered = ping_workers(celery_app, timeout_s=1.0) if nodes else set()
-        flower_up = not flower or flower_listening(queue)
-        ready = not dead and nodes <= answered and flower_up
-        if ready or dead or time.monotonic() >= deadline:
-            break
-        time.sleep(0.5)
+    states, answered, flower_up = _wait_until_up(directory, started, nodes, queue, flower, deadline)
+    dead = [s for s in states.values() if not s.alive]
+    ready = not dead and nodes <= answered and flower_up
     rows = _rows([states.get(n, started[n]) for n in started], answered)
     for r in rows:
         r["action"] = started[r["name"]].action
@@ -153,6 +126,44 @@ def up(
     _table(rows, f"quantum-mind cluster in {directory}")
     if flower:
         console.print(f"Flower: {result['flower'].get('url')} (basic auth)")
+
+
+def _preflight(queue, gpus: str, flower: bool, *, as_json: bool) -> None:
+    """Refuse, before anything starts: a bad --gpus, Flower without its credentials, an unreachable broker or
+    store."""
+    from scheduler.cluster_health import check_broker, check_store
+
+    if gpus != "auto" and not gpus.isdigit():
+        usage_error(f"--gpus must be 'auto' or a number, got '{gpus}'", as_json=as_json)
+    if flower:
+        from workers.launch import LaunchError, flower_basic_auth
+
+        try:
+            flower_basic_auth(queue, alternative="; or pass --no-flower")
+        except LaunchError as exc:
+            usage_error(str(exc), as_json=as_json)
+    try:
+        check_broker(queue)
+        check_store(queue)
+    except ClusterError as exc:
+        _fail(f"{exc}. Nothing was started.", as_json=as_json)
+
+
+def _wait_until_up(directory: Path, started: dict, nodes: set[str], queue, flower: bool,
+                   deadline: float) -> tuple[dict[str, ProcessState], set[str], bool]:
+    """Poll until every started process is alive, every worker node answers a ping and Flower listens, one of
+    them died, or the deadline passed: (states by name, nodes that answered, Flower listening)."""
+    from scheduler.cluster_health import flower_listening, ping_workers
+
+    celery_app = _celery(queue)
+    while True:
+        states = {s.name: s for s in read_states(directory) if s.name in started}
+        dead = any(not s.alive for s in states.values())
+        answered = ping_workers(celery_app, timeout_s=1.0) if nodes else set()
+        flower_up = not flower or flower_listening(queue)
+        if dead or (nodes <= answered and flower_up) or time.monotonic() >= deadline:
+            return states, answered, flower_up
+        time.sleep(0.5)
 
 
 @cluster_app.command("down")
