@@ -54,12 +54,39 @@ def discover(
     same run is spread over `qmind worker --queues gpu|cpu` processes.
     """
     from db.errors import StoreError
-    from scheduler.loop import DiscoveryConfig, DiscoveryError, DiscoveryLoop, resume_goals
+    from scheduler.loop import DiscoveryError, DiscoveryLoop, resume_goals
     from scheduler.progress import LoopProgress
     from training.errors import TrainingError
-    from workers.launch import NoConsumerError
-    from workers.submit import QueueUnavailableError
 
+    _check_options(goal, generator=generator, model=model, adapter=adapter, resume=resume, as_json=as_json)
+    try:
+        from workers.app import app as celery_app
+        from workers.app import current_config
+        from workers.store import get_engine
+
+        engine = get_engine(current_config(celery_app))
+        if resume is not None:
+            goals, config = resume_goals(engine, resume)
+        else:
+            goals, config = _new_run(engine, goal, generator=generator, model=model, adapter=adapter,
+                                     hardware=hardware, hardware_shots=hardware_shots, iterations=iterations,
+                                     prompts_per_iteration=prompts, target_error=target_error, seed=seed,
+                                     baselines=not no_baselines, report_root=report_dir)
+    except (GoalError, DiscoveryError, StoreError, ValueError, TrainingError) as exc:
+        usage_error(str(exc), as_json=as_json)
+
+    progress = LoopProgress(enabled=not as_json)
+    loop = DiscoveryLoop(goals, config, engine=engine, resume_run_id=resume, progress=progress,
+                         log=lambda msg: err_console.print(msg), fail_without_workers=fail_without_workers)
+    summary = _run(loop, as_json=as_json)
+    if as_json:
+        print_json(summary.to_json())
+        return
+    render_summary(summary)
+
+
+def _check_options(goal: list[str] | None, *, generator: str, model: str | None, adapter: str | None,
+                   resume: int | None, as_json: bool) -> None:
     if generator not in GENERATORS:
         usage_error(f"unknown --generator '{generator}'; valid: {', '.join(GENERATORS)}", as_json=as_json)
     if generator == "procedural" and (model or adapter):
@@ -70,43 +97,44 @@ def discover(
                     as_json=as_json)
     if resume is not None and goal:
         usage_error("--resume continues a run with its own goals and settings; drop --goal", as_json=as_json)
+
+
+def _new_run(engine, goal_names: list[str], *, generator: str, model: str | None, adapter: str | None,
+             hardware: bool, hardware_shots: int, **loop_options):
+    """The goals and the DiscoveryConfig of a new run (model and adapter names checked before anything is
+    written)."""
+    from scheduler.loop import DiscoveryConfig
+
+    goals = [with_hardware(get_goal(name), enabled=hardware, shots=hardware_shots)
+             for name in dict.fromkeys(goal_names)]
+    gen = {"generator": generator}
+    if model:
+        gen["model"] = model
+    if adapter:
+        from training.registry import resolve_adapter
+
+        gen["adapter"] = resolve_adapter(engine, adapter)  # latest / quantum-mind-vN: the registry
+    config = DiscoveryConfig(generator=gen, **loop_options)
+    if generator != "procedural":
+        from workers.generation.config import GeneratorConfig
+
+        GeneratorConfig(**gen)  # validates model/adapter names before anything is written
+    return goals, config
+
+
+def _run(loop, *, as_json: bool):
+    """``loop.run()``, with every way it can stop told as what to do next (resume, fix the cause)."""
+    from db.errors import StoreError
+    from scheduler.loop import DiscoveryError
+    from workers.launch import NoConsumerError
+    from workers.submit import QueueUnavailableError
+
     try:
-        from workers.app import app as celery_app
-        from workers.app import current_config
-        from workers.store import get_engine
-
-        engine = get_engine(current_config(celery_app))
-        if resume is not None:
-            goals, config = resume_goals(engine, resume)
-        else:
-            names = list(dict.fromkeys(goal))
-            goals = [with_hardware(get_goal(name), enabled=hardware, shots=hardware_shots) for name in names]
-            gen = {"generator": generator}
-            if model:
-                gen["model"] = model
-            if adapter:
-                from training.registry import resolve_adapter
-
-                gen["adapter"] = resolve_adapter(engine, adapter)  # latest / quantum-mind-vN: the registry
-            config = DiscoveryConfig(iterations=iterations, prompts_per_iteration=prompts,
-                                     target_error=target_error, generator=gen, seed=seed,
-                                     baselines=not no_baselines, report_root=report_dir)
-            if generator != "procedural":
-                from workers.generation.config import GeneratorConfig
-
-                GeneratorConfig(**gen)  # validates model/adapter names before anything is written
-    except (GoalError, DiscoveryError, StoreError, ValueError, TrainingError) as exc:
-        usage_error(str(exc), as_json=as_json)
-
-    progress = LoopProgress(enabled=not as_json)
-    loop = DiscoveryLoop(goals, config, engine=engine, resume_run_id=resume, progress=progress,
-                         log=lambda msg: err_console.print(msg), fail_without_workers=fail_without_workers)
-    try:
-        summary = loop.run()
+        return loop.run()
     except KeyboardInterrupt:
         err_console.print(f"\n[bold yellow]interrupted.[/] Run {loop.run_id} is stored as 'stopped' and consistent; "
                           f"continue it with:\n  qmind discover --resume {loop.run_id}")
-        raise typer.Exit(code=130)
+        raise typer.Exit(code=130) from None
     except (QueueUnavailableError, DiscoveryError, StoreError, NoConsumerError) as exc:
         msg = str(exc)
         if loop.run_id is not None:
@@ -115,11 +143,6 @@ def discover(
         usage_error(msg, as_json=as_json)
     except TimeoutError as exc:
         usage_error(f"{exc}\ncontinue later with: qmind discover --resume {loop.run_id}", as_json=as_json)
-
-    if as_json:
-        print_json(summary.to_json())
-        return
-    render_summary(summary)
 
 
 def render_summary(summary) -> None:
