@@ -32,8 +32,6 @@ KNOWN = {
     "workers/evaluation/sandbox/runner.py::_run_candidate",
     "workers/evaluation/vqe.py::_score_vqe",
     "workers/generation/procedural_program.py::body_lines",
-    "scheduler/cli/cluster.py::up",
-    "scheduler/cli/discover.py::discover",
     "tests/test_deploy_config.py",
 }
 
