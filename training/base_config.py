@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .fields import setting
+
 TRAIN_FAMILIES: tuple[str, ...] = ("tfim", "xxz", "xy", "tfim-open", "xxz-open", "xy-open")
 TRAIN_SIZES: tuple[int, ...] = (4, 5, 6)
 TRAIN_EXTRA: tuple[str, ...] = ("h2",)
@@ -27,10 +29,6 @@ def is_held_out(goal) -> bool:
     """A goal whose family or size the base model must never see (checked on the goal, not on its name)."""
     family = goal.name.rsplit("-", 1)[0] if goal.name.rsplit("-", 1)[-1].isdigit() else goal.name
     return family in HELD_OUT_FAMILIES or goal.num_qubits == HELD_OUT_QUBITS
-
-
-def _f(default: Any, help: str):
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,17 +58,18 @@ SIZES: dict[str, ModelShape] = {
 class BaseSettings:
     """One ``qmind train base`` run."""
 
-    size: str = _f("cpu", "cpu (~0.9 M parameters) or gpu (~25 M parameters).")
-    programs_per_goal: int = _f(48, "Procedural programs per training goal in the corpus.")
-    max_steps: int = _f(2000, "Optimizer steps at most.")
-    time_budget_s: float = _f(540.0, "Stop training when the whole run (corpus included) has taken this long.")
-    batch_size: int = _f(8, "Sequences per optimizer step.")
-    learning_rate: float = _f(2e-3, "Peak AdamW learning rate (linear warm-up over 5 %, then cosine).")
-    weight_decay: float = _f(0.01, "AdamW weight decay.")
-    max_length: int = _f(1536, "Longest sequence in tokens (longer examples are left out).")
-    seed: int = _f(0, "Seeds the corpus, the initial weights and the batch order.")
-    store_candidates: int = _f(2000, "Verified store candidates of training goals added to the corpus at most.")
-    workers: int = _f(0, "Processes writing procedural programs (0: one per core).")
+    size: str = setting("cpu", "cpu (~0.9 M parameters) or gpu (~25 M parameters).")
+    programs_per_goal: int = setting(48, "Procedural programs per training goal in the corpus.")
+    max_steps: int = setting(2000, "Optimizer steps at most.")
+    time_budget_s: float = setting(540.0, "Stop training when the whole run (corpus included) has taken this long.",
+                                   aliases=("--time-budget",))
+    batch_size: int = setting(8, "Sequences per optimizer step.")
+    learning_rate: float = setting(2e-3, "Peak AdamW learning rate (linear warm-up over 5 %, then cosine).")
+    weight_decay: float = setting(0.01, "AdamW weight decay.")
+    max_length: int = setting(1536, "Longest sequence in tokens (longer examples are left out).")
+    seed: int = setting(0, "Seeds the corpus, the initial weights and the batch order.")
+    store_candidates: int = setting(2000, "Verified store candidates of training goals added to the corpus at most.")
+    workers: int = setting(0, "Processes writing procedural programs (0: one per core).")
 
     def shape(self) -> ModelShape:
         if self.size not in SIZES:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-from typing import Any
 
 from .backend import cuda_available, has_module, load_for_training
 from .checkpoints import read_config, reserve, today
@@ -23,7 +22,6 @@ from .sft import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_TRAINER_DIR,
     TrainResult,
-    checkpointing_kwargs,
     data_record,
     epochs_used,
     finish,
@@ -31,6 +29,7 @@ from .sft import (
     library_versions,
     load_training_data,
 )
+from .trl_args import trl_grpo_kwargs
 
 log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("prompt", "goal_spec")
@@ -63,46 +62,6 @@ def resolve_vllm(requested: bool | None, rollout: str = "trl") -> bool:
             "--vllm needs vllm installed on a CUDA host; run without it to generate with transformers"
         )
     return requested
-
-
-def trl_grpo_kwargs(s: GRPOSettings, *, output_dir: str, on_cpu: bool, use_vllm: bool) -> dict[str, Any]:
-    """GRPOConfig keyword arguments."""
-    return dict(
-        output_dir=output_dir,
-        num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps,
-        per_device_train_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps,
-        learning_rate=s.learning_rate,
-        lr_scheduler_type=s.lr_scheduler_type,
-        num_generations=s.num_generations,
-        max_completion_length=s.max_completion_length,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        repetition_penalty=s.repetition_penalty,
-        beta=s.beta,
-        disable_dropout=s.disable_dropout,
-        loss_type=s.loss_type,
-        scale_rewards=s.scale_rewards,
-        use_vllm=use_vllm,
-        vllm_mode="colocate",
-        vllm_gpu_memory_utilization=s.vllm_gpu_memory_utilization,
-        bf16=s.bf16 and not on_cpu,
-        optim="adamw_torch" if on_cpu and "8bit" in s.optim else s.optim,
-        weight_decay=s.weight_decay,
-        max_grad_norm=s.max_grad_norm,
-        logging_steps=s.logging_steps,
-        save_steps=s.save_steps,
-        save_total_limit=s.save_total_limit,
-        seed=s.seed,
-        dataloader_num_workers=s.dataloader_num_workers,
-        **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
-        report_to="none",
-        use_cpu=on_cpu,
-        remove_unused_columns=False,
-        log_completions=False,
-    )
 
 
 def rollout_record(settings: GRPOSettings, generation, rollout, output, device: str) -> dict:

@@ -26,63 +26,70 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .fields import setting
 from .sft_config import SEED_BASE_MODEL, LoraSettings
-
-
-def _f(default: Any, help: str):
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
 class GRPOSettings:
     """Model, rollout, reward and optimisation settings of a GRPO run."""
 
-    base_model: str = _f(
-        SEED_BASE_MODEL, "Base model (must be the SFT adapter's base when --adapter is given)."
-    )
-    backend: str = _f("auto", "unsloth is not used for GRPO: peft-4bit on CUDA with bitsandbytes, else peft.")
-    load_in_4bit: bool = _f(True, "Quantise the frozen base to 4-bit NF4 on CUDA.")
-    lora: LoraSettings = _f(LoraSettings(), "A new adapter's settings (ignored when continuing an adapter).")
-    num_train_epochs: float = _f(1, "Passes over the prompt rows (seed: 1).")
-    max_steps: int = _f(-1, "Stop after this many optimizer steps; -1 uses the epochs.")
-    per_device_train_batch_size: int = _f(1, "Completions per device per micro-batch (seed: 1).")
-    gradient_accumulation_steps: int = _f(4, "Micro-batches per optimizer step (seed: 4).")
-    learning_rate: float = _f(5e-6, "Learning rate (seed: 5e-6).")
-    lr_scheduler_type: str = _f("linear", "Learning-rate schedule (TrainingArguments' default).")
-    num_generations: int = _f(4, "Completions sampled per prompt (the GRPO group).")
-    max_completion_length: int = _f(1024, "Longest completion in tokens (the seed's max_new_tokens).")
-    temperature: float = _f(0.7, "Sampling temperature (the seed's inference temperature).")
-    top_p: float = _f(0.9, "Nucleus sampling mass.")
-    top_k: int = _f(50, "Top-k filter.")
-    repetition_penalty: float = _f(1.1, "Repetition penalty.")
-    beta: float = _f(0.0, "KL coefficient against the reference model (0: no reference model).")
-    disable_dropout: bool = _f(True, "Switch dropout off during GRPO (sampling and both log-prob passes).")
-    loss_type: str = _f("dapo", "TRL loss aggregation.")
-    scale_rewards: str = _f("group", "Reward scaling for advantages: group, batch or none.")
-    reward: str = _f("seed", "Reward: seed (max(0, 1 - eps), eps = error in product-state gaps) or shaped.")
-    reward_workers: int | None = _f(
-        None, "Processes judging completions in parallel (None: one per core; 0: in the training process)."
-    )
-    reward_seed: int = _f(0, "Seed of the barren-plateau sampler and VQE restarts when judging completions.")
-    use_vllm: bool | None = _f(
-        None, "Generate with vLLM (colocated); None: when vllm is installed and CUDA present."
-    )
-    rollout: str = _f(
+    base_model: str = setting(
+        SEED_BASE_MODEL, "Base model (default: the adapter's base when --adapter is given, else this one).",
+        aliases=("--model",), trl=None)
+    backend: str = setting("auto", "unsloth is not used for GRPO: peft-4bit on CUDA with bitsandbytes, else peft.",
+                           trl=None)
+    load_in_4bit: bool = setting(True, "Quantise the frozen base to 4-bit NF4 on CUDA.",
+                                 aliases=("--4bit/--no-4bit",), trl=None)
+    lora: LoraSettings = setting(LoraSettings(), "A new adapter's settings (ignored when continuing an adapter).",
+                                 trl=None)
+    num_train_epochs: float = setting(1, "Passes over the prompt rows (seed: 1).", aliases=("--epochs",))
+    max_steps: int = setting(-1, "Stop after this many optimizer steps; -1 uses the epochs.")
+    per_device_train_batch_size: int = setting(1, "Completions per device per micro-batch (seed: 1).",
+                                               aliases=("--batch-size",))
+    gradient_accumulation_steps: int = setting(4, "Micro-batches per optimizer step (seed: 4).",
+                                               aliases=("--grad-accum",))
+    learning_rate: float = setting(5e-6, "Learning rate (seed: 5e-6).")
+    lr_scheduler_type: str = setting("linear", "Learning-rate schedule (TrainingArguments' default).",
+                                     aliases=("--lr-scheduler",))
+    num_generations: int = setting(4, "Completions sampled per prompt (the GRPO group).")
+    max_completion_length: int = setting(1024, "Longest completion in tokens (the seed's max_new_tokens).")
+    temperature: float = setting(0.7, "Sampling temperature (the seed's inference temperature).")
+    top_p: float = setting(0.9, "Nucleus sampling mass.")
+    top_k: int = setting(50, "Top-k filter.")
+    repetition_penalty: float = setting(1.1, "Repetition penalty.")
+    beta: float = setting(0.0, "KL coefficient against the reference model (0: no reference model).")
+    disable_dropout: bool = setting(True, "Switch dropout off during GRPO (sampling and both log-prob passes).")
+    loss_type: str = setting("dapo", "TRL loss aggregation.")
+    scale_rewards: str = setting("group", "Reward scaling for advantages: group, batch or none.")
+    reward: str = setting("seed", "Reward: seed (max(0, 1 - eps), eps = error in product-state gaps) or shaped.",
+                          trl=None)
+    reward_workers: int | None = setting(
+        None, "Processes judging completions in parallel (None: one per core; 0: in the training process).",
+        trl=None)
+    reward_seed: int = setting(0, "Seed of the barren-plateau sampler and VQE restarts when judging completions.",
+                               trl=None)
+    use_vllm: bool | None = setting(
+        None, "Generate with vLLM (colocated); None: when vllm is installed and CUDA present.",
+        aliases=("--vllm/--no-vllm",), trl=None)  # resolved for the machine: grpo.resolve_vllm
+    rollout: str = setting(
         "trl",
         "Who samples completions: trl (TRL's generate, or vLLM with use_vllm) or graph (the project's CUDA-graph "
         "decoder on a plain copy of the policy with the current LoRA merged; training/rollout.py).",
-    )
-    rollout_compile: bool = _f(False, "graph rollouts: torch.compile the decode step first (~1 min per shape).")
-    vllm_gpu_memory_utilization: float = _f(0.3, "Fraction of GPU memory vLLM may take in colocate mode.")
-    bf16: bool = _f(True, "bfloat16 mixed precision.")
-    optim: str = _f("adamw_8bit", "Optimizer.")
-    weight_decay: float = _f(0.01, "Decoupled weight decay (as in SFT).")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (as in SFT).")
-    logging_steps: int = _f(1, "Log every this many steps.")
-    save_steps: int = _f(500, "Save a trainer checkpoint every this many steps.")
-    save_total_limit: int = _f(3, "Trainer checkpoints kept.")
-    seed: int = _f(42, "Trainer seed (data order, sampling).")
-    dataloader_num_workers: int = _f(0, "Data-loading workers (prompt rows are tiny).")
+        trl=None)
+    rollout_compile: bool = setting(False, "graph rollouts: torch.compile the decode step first (~1 min per shape).",
+                                    trl=None)
+    vllm_gpu_memory_utilization: float = setting(0.3, "Fraction of GPU memory vLLM may take in colocate mode.")
+    bf16: bool = setting(True, "bfloat16 mixed precision (off on CPU).")
+    optim: str = setting("adamw_8bit", "Optimizer (adamw_torch on CPU).")
+    weight_decay: float = setting(0.01, "Decoupled weight decay (as in SFT).")
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm (as in SFT).")
+    logging_steps: int = setting(1, "Log every this many steps.")
+    save_steps: int = setting(500, "Save a trainer checkpoint every this many steps.")
+    save_total_limit: int = setting(3, "Trainer checkpoints kept.")
+    seed: int = setting(42, "Trainer seed (data order, sampling).")
+    dataloader_num_workers: int = setting(0, "Data-loading workers (prompt rows are tiny).",
+                                          aliases=("--dataloader-workers",))
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -19,7 +19,8 @@ from .backend import LoadedModel, choose_backend, load_for_training
 from .checkpoints import Reservation, register, reserve, today, write_config
 from .dataset_files import file_sha256, load_rows, read_meta
 from .errors import TrainingError
-from .sft_config import SFTSettings, cpu_adjustments
+from .sft_config import SFTSettings
+from .trl_args import cpu_adjustments, trl_sft_kwargs
 
 log = logging.getLogger(__name__)
 DEFAULT_CHECKPOINTS = "models/checkpoints"
@@ -62,67 +63,6 @@ def last_logged(history: list[dict], key: str) -> float | None:
 
 def first_logged(history: list[dict], key: str) -> float | None:
     return last_logged(list(reversed(history)), key)
-
-
-def trl_sft_kwargs(settings: SFTSettings, *, output_dir: str, has_eval: bool, on_cpu: bool) -> dict[str, Any]:
-    """SFTConfig keyword arguments (TRL 1.x names: ``max_length`` replaced ``max_seq_length``)."""
-    s = dataclasses.replace(settings, **cpu_adjustments(settings)) if on_cpu else settings
-    return dict(
-        output_dir=output_dir,
-        per_device_train_batch_size=s.per_device_train_batch_size,
-        per_device_eval_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps,
-        learning_rate=s.learning_rate,
-        lr_scheduler_type=s.lr_scheduler_type,
-        **warmup_kwargs(s.warmup_ratio),
-        num_train_epochs=s.num_train_epochs,
-        max_steps=s.max_steps,
-        bf16=s.bf16,
-        fp16=s.fp16,
-        optim=s.optim,
-        weight_decay=s.weight_decay,
-        max_grad_norm=s.max_grad_norm,
-        logging_steps=s.logging_steps,
-        save_steps=s.save_steps,
-        save_total_limit=s.save_total_limit,
-        eval_strategy=s.eval_strategy if has_eval else "no",
-        eval_steps=s.eval_steps,
-        seed=s.seed,
-        data_seed=s.seed,
-        dataloader_num_workers=s.dataloader_num_workers,
-        max_length=s.max_seq_length,
-        packing=s.packing,
-        assistant_only_loss=s.assistant_only_loss,
-        **checkpointing_kwargs(s.lora.use_gradient_checkpointing),
-        report_to="none",
-        use_cpu=on_cpu,
-        include_num_input_tokens_seen=True,
-        save_strategy="steps",
-        logging_first_step=True,
-    )
-
-
-def _training_argument_names() -> set[str]:
-    from transformers import TrainingArguments
-
-    return {f.name for f in dataclasses.fields(TrainingArguments)}
-
-
-def checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
-    """Gradient checkpointing under the name this transformers uses (5.2x renamed it
-    activation_checkpointing)."""
-    prefix = "activation" if "activation_checkpointing" in _training_argument_names() else "gradient"
-    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
-
-
-def warmup_kwargs(ratio: float) -> dict[str, float]:
-    """transformers 5 folded ``warmup_ratio`` into ``warmup_steps`` (a float below 1 is a ratio); 4.x has
-    both."""
-    if "warmup_ratio" in _training_argument_names():
-        return {"warmup_ratio": ratio}
-    if not 0 <= ratio < 1:
-        raise TrainingError(f"warmup ratio must be in [0, 1), got {ratio}")
-    return {"warmup_steps": ratio}
 
 
 def epochs_used(max_steps: int, epochs: float, state_epoch: float | None) -> float:

@@ -10,10 +10,10 @@ from seeddoc import SEED
 
 from training.backend import choose_backend
 from training.errors import TrainingError
-from training.grpo import trl_grpo_kwargs
+from training.fields import help_table
 from training.grpo_config import GRPOSettings
-from training.sft import trl_sft_kwargs
-from training.sft_config import SEED_TARGET_MODULES, LoraSettings, SFTSettings, cpu_adjustments, help_table
+from training.sft_config import SEED_TARGET_MODULES, LoraSettings, SFTSettings
+from training.trl_args import cpu_adjustments, trl_grpo_kwargs, trl_sft_kwargs
 
 # The seed's numbers, copied from MODEL-CONFIG.md ("Unsloth Configuration" and "Training Hyperparameters").
 SEED_SFT = {
