@@ -27,7 +27,6 @@ KNOWN = {
     "workers/evaluation/sandbox/qpy_guard.py::_trial_load",
     "workers/evaluation/sandbox/runner.py::_prepare",
     "workers/evaluation/sandbox/runner.py::_run_candidate",
-    "workers/evaluation/vqe.py::_score_vqe",
     "workers/generation/procedural_program.py::body_lines",
     "tests/test_deploy_config.py",
 }

@@ -168,9 +168,16 @@ def _score_vqe(circuit, goal, *, restarts, seed, maxiter, tol, engine, settings)
         _in_rounds(sim, starts, options, start + settings.max_seconds, evaluations, bests, truncated)
     else:
         run_restarts(restarts, work, sim.energies_and_gradients)
-    done = [r for r in range(restarts) if bests[r]["theta"] is not None]
+    return _result(circuit, goal, sim, bests, evaluations=sum(evaluations), truncated=any(truncated), seed=seed,
+                   tol=tol, start=start, budget=settings.max_seconds)
+
+
+def _result(circuit: QuantumCircuit, goal: Goal, sim, bests: list[dict], *, evaluations: int, truncated: bool,
+            seed: int, tol: float, start: float, budget: float) -> VQEResult:
+    """The best restart's energy, checked independently with Qiskit's Statevector, as a ``VQEResult``."""
+    done = [r for r in range(len(bests)) if bests[r]["theta"] is not None]
     if not done:
-        raise EvaluationError(f"no energy was evaluated within the time budget of {settings.max_seconds:g} s")
+        raise EvaluationError(f"no energy was evaluated within the time budget of {budget:g} s")
     restart_energies = [bests[r]["energy"] for r in done]
     overall = bests[min(done, key=lambda r: bests[r]["energy"])]
 
@@ -189,8 +196,8 @@ def _score_vqe(circuit, goal, *, restarts, seed, maxiter, tol, engine, settings)
         energy=energy, exact_energy=exact, error=error,
         relative_error=error / abs(exact) if exact else error,
         chemical_accuracy=(error <= CHEMICAL_ACCURACY) if goal.is_molecule else None,
-        below_exact=bool(below), evaluations=sum(evaluations), gradient_evaluations=sum(evaluations),
+        below_exact=bool(below), evaluations=evaluations, gradient_evaluations=evaluations,
         seconds=time.perf_counter() - start, restarts=len(done), seeds=tuple(seed + r for r in done),
         success_fraction=reached / len(restart_energies), optimizer=OPTIMIZER,
         best_parameters=tuple(float(x) for x in overall["theta"]), restart_energies=tuple(restart_energies),
-        engine=sim.name, circuit_executions=int(sim.executions), check_energy=check, truncated=any(truncated))
+        engine=sim.name, circuit_executions=int(sim.executions), check_energy=check, truncated=truncated)
