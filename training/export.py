@@ -144,49 +144,13 @@ def export_sft(
         unprompted = len(Q.fetch(session, Q.sft_statement(filters, quality, rendered_only=False))) - len(rows)
         meta = _base_meta("sft", engine, filters, session, stmt)
     if not rows:
-        raise EmptyExportError(
-            f"no candidate passed the SFT filters (valid, vqe_error <= {quality.max_error}"
-            f"{'' if quality.allow_barren_plateau else ', no barren plateau'}); "
-            f"candidates by status under the "
-            f"store filters: {by_status or 'none'}"
-            f"{f' ({unprompted} passed but answered no rendered prompt: baselines)' if unprompted else ''}. "
-            f"Loosen --max-error or evaluate more candidates"
-        )
+        raise _nothing_passed(quality, by_status, unprompted)
     kept = dedupe(rows)
     train_goals, eval_set = split_goals(
         (r["goal"] for r in kept), eval_fraction=eval_fraction, seed=seed, eval_goals=eval_goals
     )
-    out_rows = []
-    for r in kept:
-        if prompt_source == "goal":
-            prompt, system = render_prompt(goals.get(r["spec_hash"], r["goal_spec"]), ""), SYSTEM_PROMPT
-        else:
-            prompt, system = r["prompt"], r["system_prompt"]
-        out_rows.append(
-            {
-                "messages": [
-                    *messages_for(system, prompt),
-                    {"role": "assistant", "content": assistant_content(r["code"])},
-                ],
-                "split": "eval" if r["goal"] in eval_set else "train",
-                "goal": r["goal"],
-                "spec_hash": r["spec_hash"],
-                "num_qubits": r["num_qubits"],
-                "code_sha256": r["code_sha256"],
-                "circuit_fingerprint": r["circuit_fingerprint"],
-                "vqe_error": r["vqe_error"],
-                "seed_reward": r["seed_reward"],
-                "shaped_reward": r["shaped_reward"],
-                "depth": r["depth"],
-                "num_two_qubit_gates": r["num_two_qubit_gates"],
-                "candidate_id": r["candidate_id"],
-                "evaluation_id": r["evaluation_id"],
-                "model_version": r["model_version"],
-                "temperature": r["temperature"],
-                "run_id": r["run_id"],
-                "scorer_version": r["scorer_version"],
-            }
-        )
+    out_rows = [_sft_row(r, split="eval" if r["goal"] in eval_set else "train", prompt_source=prompt_source,
+                         goals=goals) for r in kept]
     n_eval = sum(1 for r in out_rows if r["split"] == "eval")
     meta.update(
         quality=quality.to_dict(),
@@ -209,6 +173,33 @@ def export_sft(
     )
     full = write_rows(out_rows, out, fmt=fmt, meta=meta)
     return ExportResult(full["file"], len(out_rows), full)
+
+
+def _nothing_passed(quality: Q.SFTQuality, by_status: dict, unprompted: int) -> EmptyExportError:
+    return EmptyExportError(
+        f"no candidate passed the SFT filters (valid, vqe_error <= {quality.max_error}"
+        f"{'' if quality.allow_barren_plateau else ', no barren plateau'}); "
+        f"candidates by status under the "
+        f"store filters: {by_status or 'none'}"
+        f"{f' ({unprompted} passed but answered no rendered prompt: baselines)' if unprompted else ''}. "
+        f"Loosen --max-error or evaluate more candidates"
+    )
+
+
+_SFT_COLUMNS = ("goal", "spec_hash", "num_qubits", "code_sha256", "circuit_fingerprint", "vqe_error", "seed_reward",
+                "shaped_reward", "depth", "num_two_qubit_gates", "candidate_id", "evaluation_id", "model_version",
+                "temperature", "run_id", "scorer_version")
+"""Store columns an SFT row carries beside its messages and split (what it was, how it scored, where from)."""
+
+
+def _sft_row(r: dict[str, Any], *, split: str, prompt_source: str, goals: _Goals) -> dict[str, Any]:
+    """One SFT row: the prompt (as asked, or re-rendered from the goal) and the verified code as the answer."""
+    if prompt_source == "goal":
+        prompt, system = render_prompt(goals.get(r["spec_hash"], r["goal_spec"]), ""), SYSTEM_PROMPT
+    else:
+        prompt, system = r["prompt"], r["system_prompt"]
+    messages = [*messages_for(system, prompt), {"role": "assistant", "content": assistant_content(r["code"])}]
+    return {"messages": messages, "split": split, **{c: r[c] for c in _SFT_COLUMNS}}
 
 
 # ---- grpo --------------------------------------------------------------------------------------------------
@@ -244,8 +235,6 @@ def export_grpo(
     times."""
     if repeat < 1:
         raise TrainingError(f"--repeat must be at least 1, got {repeat}")
-    goals = _Goals()
-    rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {
         "kind": "grpo",
         "created_at": utc_now(),
@@ -265,21 +254,7 @@ def export_grpo(
             "GRPO prompts from the store need a store; give --fresh-prompts with --goals otherwise"
         )
     per_goal: dict[str, int] = {}
-    for r in stored:
-        if max_per_goal is not None and per_goal.get(r["goal"], 0) >= max_per_goal:
-            continue
-        goal = goals.get(r["spec_hash"], r["goal_spec"])
-        prompt = render_prompt(goal, "") if fresh_prompts else r["prompt"]
-        system = SYSTEM_PROMPT if fresh_prompts else r["system_prompt"]
-        per_goal[r["goal"]] = per_goal.get(r["goal"], 0) + 1
-        rows.append(
-            {
-                "prompt": messages_for(system, prompt),
-                **goal_columns(goal, exact_energy=r["goal_exact_energy"]),
-                "source": "store-goal" if fresh_prompts else "store-prompt",
-                "batch_id": r.get("batch_id"),
-            }
-        )
+    rows = _stored_grpo_rows(stored, fresh_prompts=fresh_prompts, max_per_goal=max_per_goal, per_goal=per_goal)
     if fresh_prompts:
         missing = [name for name in filters.goals if name not in per_goal]
         for name in missing:  # goals named but absent from the store: built-in names or goal files
@@ -302,6 +277,29 @@ def export_grpo(
     meta["counts"] = {"prompts_per_goal": per_goal, "rows": len(rows)}
     full = write_rows(rows, out, fmt=fmt, meta=meta)
     return ExportResult(full["file"], len(rows), full)
+
+
+def _stored_grpo_rows(stored: list[dict[str, Any]], *, fresh_prompts: bool, max_per_goal: int | None,
+                      per_goal: dict[str, int]) -> list[dict[str, Any]]:
+    """Prompt rows from the store (the prompts asked, or with ``fresh_prompts`` one context-free prompt per stored
+    goal), at most ``max_per_goal`` a goal; ``per_goal`` counts them."""
+    goals, rows = _Goals(), []
+    for r in stored:
+        if max_per_goal is not None and per_goal.get(r["goal"], 0) >= max_per_goal:
+            continue
+        goal = goals.get(r["spec_hash"], r["goal_spec"])
+        prompt = render_prompt(goal, "") if fresh_prompts else r["prompt"]
+        system = SYSTEM_PROMPT if fresh_prompts else r["system_prompt"]
+        per_goal[r["goal"]] = per_goal.get(r["goal"], 0) + 1
+        rows.append(
+            {
+                "prompt": messages_for(system, prompt),
+                **goal_columns(goal, exact_energy=r["goal_exact_energy"]),
+                "source": "store-goal" if fresh_prompts else "store-prompt",
+                "batch_id": r.get("batch_id"),
+            }
+        )
+    return rows
 
 
 # ---- rewards -----------------------------------------------------------------------------------------------
