@@ -209,8 +209,19 @@ def _param(share_key: str, sharing: str, shared_at: str) -> str:
 def body_lines(genome: Genome, writer: Writer) -> tuple[list[str], list[str]]:
     """(lines of create_ansatz's body after the parameter factory, architecture bullet points)."""
     g = genome
-    lines = list(GROUP_LINES[g.topology])
+    lines = list(GROUP_LINES[g.topology]) + _init_lines(g, writer)
     arch = [f"initial state: {INIT_WORDS[g.init]}"]
+    lines.append(f"for layer in range({g.layers}):")
+    layer = {"hea": _hea_layers, "hva": _hva_layers}.get(g.kind, _number_layers)  # else: number-conserving
+    layer(g, writer, lines, arch)
+    arch.append({"layer": "parameters shared within each layer", "group": "parameters shared within each bond group",
+                 "none": "one parameter per rotation"}[g.sharing])
+    return lines, arch
+
+
+def _init_lines(g: Genome, writer: Writer) -> list[str]:
+    """The initial state's lines."""
+    lines: list[str] = []
     if g.init == "plus":
         lines += ["for q in range(num_qubits):", "    qc.h(q)" if writer.has("h") else "    qc.ry(pi / 2, q)"]
     elif g.init == "neel":
@@ -220,76 +231,82 @@ def body_lines(genome: Genome, writer: Writer) -> tuple[list[str], list[str]]:
     elif g.init == "singlet":
         lines += ["for q in range(0, num_qubits - 1, 2):", "    qc.x(q + 1)", "    qc.h(q)", "    qc.cx(q, q + 1)",
                   "    qc.rz(pi, q)"]
-    lines.append(f"for layer in range({g.layers}):")
+    return lines
+
+
+def _hea_layers(g: Genome, writer: Writer, lines: list[str], arch: list[str]) -> None:
+    """Hardware-efficient layers: rotations on every qubit, then an entangler on the bond groups."""
     per_layer = "layer" if g.sharing == "layer" else None
-    if g.kind == "hea":
-        for axis in g.rotations:
-            if per_layer:
-                lines.append("    t = new()")
-            lines += ["    for q in range(num_qubits):", f"        qc.{axis}({'t' if per_layer else 'new()'}, q)"]
-        if g.entangler == "none":
-            pass
-        elif g.entangler in ("cz", "cx"):
-            lines += ["    for group in groups:", "        for a, b in group:", f"            qc.{g.entangler}(a, b)"]
-        else:
-            helper = writer.use(g.entangler[1:])
-            if per_layer:
-                lines.append("    t = new()")
-            lines += ["    for group in groups:", "        for a, b in group:",
-                      f"            {helper}(qc, a, b, {'t' if per_layer else 'new()'})"]
-        ent = (f"then {g.entangler.upper()} on {TOPOLOGY_WORDS[g.topology]}" if g.entangler != "none"
-               else "no entangling gates")
-        arch.append(f"{g.layers} layer(s) of {'/'.join(a.upper() for a in g.rotations)} rotations on every qubit, "
-                    + ent)
-        if g.final_rotations:
-            for axis in g.rotations:
-                lines += ["for q in range(num_qubits):", f"    qc.{axis}(new(), q)"]
-            arch.append("a final rotation layer")
-    elif g.kind == "hva":
-        two_body = [t for t in g.terms if len(t) == 2]
-        fields = [t for t in g.terms if len(t) == 1]
-        if g.sharing == "layer":
-            lines += [f"    {t} = new()" for t in two_body]
-        if two_body:
-            lines.append("    for group in groups:")
-            if g.sharing == "group":
-                lines += [f"        {t} = new()" for t in two_body]
-            lines.append("        for a, b in group:")
-            for t in two_body:
-                lines.append(f"            {writer.use(t)}(qc, a, b, {t if g.sharing != 'none' else 'new()'})")
-        for f in fields:
-            shared = g.sharing != "none"
-            if shared:
-                lines.append("    t = new()")
-            lines += ["    for q in range(num_qubits):", f"        qc.r{f}({'t' if shared else 'new()'}, q)"]
-        words = ", ".join(t.upper() for t in two_body) or "no"
-        arch.append(f"{g.layers} Hamiltonian-variational layer(s): {words} couplings on "
-                    f"{TOPOLOGY_WORDS[g.topology]}" + (f"; {', '.join(f.upper() for f in fields)} field rotations"
-                                                       if fields else ""))
-    else:  # number-conserving
-        block = writer.use(g.block)
-        zz = writer.use("zz") if g.zz else None
-        if g.sharing == "layer":
+    for axis in g.rotations:
+        if per_layer:
             lines.append("    t = new()")
-            if zz:
-                lines.append("    u = new()")
+        lines += ["    for q in range(num_qubits):", f"        qc.{axis}({'t' if per_layer else 'new()'}, q)"]
+    if g.entangler == "none":
+        pass
+    elif g.entangler in ("cz", "cx"):
+        lines += ["    for group in groups:", "        for a, b in group:", f"            qc.{g.entangler}(a, b)"]
+    else:
+        helper = writer.use(g.entangler[1:])
+        if per_layer:
+            lines.append("    t = new()")
+        lines += ["    for group in groups:", "        for a, b in group:",
+                  f"            {helper}(qc, a, b, {'t' if per_layer else 'new()'})"]
+    ent = (f"then {g.entangler.upper()} on {TOPOLOGY_WORDS[g.topology]}" if g.entangler != "none"
+           else "no entangling gates")
+    arch.append(f"{g.layers} layer(s) of {'/'.join(a.upper() for a in g.rotations)} rotations on every qubit, "
+                + ent)
+    if g.final_rotations:
+        for axis in g.rotations:
+            lines += ["for q in range(num_qubits):", f"    qc.{axis}(new(), q)"]
+        arch.append("a final rotation layer")
+
+
+def _hva_layers(g: Genome, writer: Writer, lines: list[str], arch: list[str]) -> None:
+    """Hamiltonian-variational layers: the goal's two-body couplings on the bond groups, then field rotations."""
+    two_body = [t for t in g.terms if len(t) == 2]
+    fields = [t for t in g.terms if len(t) == 1]
+    if g.sharing == "layer":
+        lines += [f"    {t} = new()" for t in two_body]
+    if two_body:
         lines.append("    for group in groups:")
         if g.sharing == "group":
-            lines.append("        t = new()")
-            if zz:
-                lines.append("        u = new()")
+            lines += [f"        {t} = new()" for t in two_body]
         lines.append("        for a, b in group:")
-        lines.append(f"            {block}(qc, a, b, {'t' if g.sharing != 'none' else 'new()'})")
+        for t in two_body:
+            lines.append(f"            {writer.use(t)}(qc, a, b, {t if g.sharing != 'none' else 'new()'})")
+    for f in fields:
+        shared = g.sharing != "none"
+        if shared:
+            lines.append("    t = new()")
+        lines += ["    for q in range(num_qubits):", f"        qc.r{f}({'t' if shared else 'new()'}, q)"]
+    words = ", ".join(t.upper() for t in two_body) or "no"
+    arch.append(f"{g.layers} Hamiltonian-variational layer(s): {words} couplings on "
+                f"{TOPOLOGY_WORDS[g.topology]}" + (f"; {', '.join(f.upper() for f in fields)} field rotations"
+                                                   if fields else ""))
+
+
+def _number_layers(g: Genome, writer: Writer, lines: list[str], arch: list[str]) -> None:
+    """Number-conserving layers: Givens or XX+YY blocks (and ZZ) on the bond groups, RZ fields."""
+    block = writer.use(g.block)
+    zz = writer.use("zz") if g.zz else None
+    if g.sharing == "layer":
+        lines.append("    t = new()")
         if zz:
-            lines.append(f"            {zz}(qc, a, b, {'u' if g.sharing != 'none' else 'new()'})")
-        if g.fields:
-            lines += ["    for q in range(num_qubits):", "        qc.rz(new(), q)"]
-        arch.append(f"{g.layers} layer(s) of number-conserving {'Givens' if g.block == 'givens' else 'XX+YY'} "
-                    f"blocks{' with ZZ' if zz else ''} on {TOPOLOGY_WORDS[g.topology]}"
-                    + ("; RZ on every qubit" if g.fields else ""))
-    arch.append({"layer": "parameters shared within each layer", "group": "parameters shared within each bond group",
-                 "none": "one parameter per rotation"}[g.sharing])
-    return lines, arch
+            lines.append("    u = new()")
+    lines.append("    for group in groups:")
+    if g.sharing == "group":
+        lines.append("        t = new()")
+        if zz:
+            lines.append("        u = new()")
+    lines.append("        for a, b in group:")
+    lines.append(f"            {block}(qc, a, b, {'t' if g.sharing != 'none' else 'new()'})")
+    if zz:
+        lines.append(f"            {zz}(qc, a, b, {'u' if g.sharing != 'none' else 'new()'})")
+    if g.fields:
+        lines += ["    for q in range(num_qubits):", "        qc.rz(new(), q)"]
+    arch.append(f"{g.layers} layer(s) of number-conserving {'Givens' if g.block == 'givens' else 'XX+YY'} "
+                f"blocks{' with ZZ' if zz else ''} on {TOPOLOGY_WORDS[g.topology]}"
+                + ("; RZ on every qubit" if g.fields else ""))
 
 
 def render(genome: Genome, writer: Writer, *, goal_name: str, constants: dict[str, str] | None = None,
