@@ -18,8 +18,6 @@ KNOWN = {
     "benchmarks/store.py::bench_backend",
     "benchmarks/training.py::run_mode",
     "benchmarks/training.py::main",
-    "training/export.py::export_sft",
-    "training/export.py::export_grpo",
     "training/grpo.py::train_grpo",
     "training/model_eval.py::evaluate_model",
     "training/sft.py::train_sft",
@@ -27,7 +25,6 @@ KNOWN = {
     "workers/evaluation/sandbox/qpy_guard.py::_trial_load",
     "workers/evaluation/sandbox/runner.py::_prepare",
     "workers/evaluation/sandbox/runner.py::_run_candidate",
-    "workers/generation/procedural_program.py::body_lines",
     "tests/test_deploy_config.py",
 }
 
