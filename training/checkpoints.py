@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from workers.model_version import adapter_sha256
+from workers.model_version import REGISTRY_PREFIX, adapter_sha256
 
 from .errors import TrainingError
 
-PREFIX = "quantum-mind"
+PREFIX = REGISTRY_PREFIX
 FINAL = f"{PREFIX}-final"
 CONFIG_FILE = "config.yaml"
 SEED_FIELDS = (

@@ -8,29 +8,24 @@ list`` prints :func:`listing`.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
-from sqlalchemy import select
-
 from db.models import ModelVersion
+from workers.model_version import LATEST, UnregisteredAdapterError, registered_versions, resolve_registered
+from workers.model_version import is_registry_name as _is_registry_name
 
-from .checkpoints import PREFIX
 from .errors import TrainingError
 
-LATEST = "latest"
+__all__ = ["LATEST", "is_registry_name", "listing", "resolve_adapter"]
 
 
 def _registered(session) -> list[ModelVersion]:
-    stmt = (select(ModelVersion)
-            .where(ModelVersion.adapter_path.is_not(None), ModelVersion.name.startswith(f"{PREFIX}-"))
-            .order_by(ModelVersion.created_at, ModelVersion.id))
-    return list(session.execute(stmt).scalars())
+    return registered_versions(session)
 
 
 def is_registry_name(spec: str) -> bool:
     """``latest`` or a version name (not a folder that exists)."""
-    return spec == LATEST or (spec.startswith(f"{PREFIX}-") and not pathlib.Path(spec).exists())
+    return _is_registry_name(spec)
 
 
 def resolve_adapter(engine, spec: str | None) -> str | None:
@@ -41,14 +36,10 @@ def resolve_adapter(engine, spec: str | None) -> str | None:
     from db.session import session_scope
 
     with session_scope(engine) as session:
-        rows = _registered(session)
-        if spec != LATEST:
-            rows = [r for r in rows if r.name == spec]
-        if not rows:
-            names = sorted({r.name for r in _registered(session)})
-            raise TrainingError(f"no registered adapter {'yet' if spec == LATEST else repr(spec)} in the store; "
-                                f"registered: {names or 'none'} (`qmind models list`; `qmind train register DIR`)")
-        return rows[-1].adapter_path
+        try:
+            return resolve_registered(session, spec)
+        except UnregisteredAdapterError as exc:
+            raise TrainingError(str(exc)) from exc
 
 
 def listing(engine) -> list[dict[str, Any]]:

@@ -36,3 +36,46 @@ def model_version_fields(batch: dict[str, Any]) -> dict[str, Any]:
         digest = "name:" + hashlib.sha256(adapter.encode()).hexdigest()[:58]
     name = base if not adapter else f"{pathlib.PurePath(base).name}+{pathlib.PurePath(adapter).name}"
     return {"name": name[:128], "base_model": base, "adapter_sha256": digest, "adapter_path": adapter}
+
+
+# ---- the registry: adapters registered as ``quantum-mind-vN`` (training.checkpoints.register writes them) ----------
+REGISTRY_PREFIX = "quantum-mind"
+LATEST = "latest"
+
+
+class UnregisteredAdapterError(ValueError):
+    """``latest`` with nothing registered yet, or a version name the store does not hold."""
+
+
+def is_registry_name(spec: str | None) -> bool:
+    """``latest`` or a version name such as ``quantum-mind-v3`` (not a folder that exists)."""
+    if not spec:
+        return False
+    return spec == LATEST or (spec.startswith(f"{REGISTRY_PREFIX}-") and not pathlib.Path(spec).exists())
+
+
+def registered_versions(session) -> list:
+    """The registered adapters (``ModelVersion`` rows named ``quantum-mind-*`` with a folder), oldest first."""
+    from sqlalchemy import select
+
+    from db.models import ModelVersion
+
+    stmt = (select(ModelVersion)
+            .where(ModelVersion.adapter_path.is_not(None), ModelVersion.name.startswith(f"{REGISTRY_PREFIX}-"))
+            .order_by(ModelVersion.created_at, ModelVersion.id))
+    return list(session.execute(stmt).scalars())
+
+
+def resolve_registered(session, spec: str | None) -> str | None:
+    """The adapter folder ``spec`` names: ``latest`` (the most recently registered adapter), a registered version
+    name, or a folder / None (returned as given)."""
+    if not is_registry_name(spec):
+        return spec
+    rows = registered_versions(session)
+    chosen = rows if spec == LATEST else [r for r in rows if r.name == spec]
+    if not chosen:
+        names = sorted({r.name for r in rows})
+        raise UnregisteredAdapterError(
+            f"no registered adapter {'yet' if spec == LATEST else repr(spec)} in the store; registered: "
+            f"{names or 'none'} (`qmind models list`; `qmind train register DIR`)")
+    return chosen[-1].adapter_path

@@ -24,7 +24,7 @@ from workers.evaluation.results import SCORER_VERSION
 from . import records
 from .app import EVALUATE_TASK, GENERATE_TASK, app, current_config
 from .launch import is_transient, retry_delay
-from .model_version import model_version_fields
+from .model_version import is_registry_name, model_version_fields, resolve_registered
 from .store import get_engine
 
 log = logging.getLogger(__name__)
@@ -133,20 +133,39 @@ def evaluate_candidate(self, candidate_id: int, seed: int = 0) -> dict[str, Any]
 
 # ---- generation ---------------------------------------------------------------------------------------------------
 _generators: dict[str, Any] = {}
+_ADAPTER_FIELDS = ("adapter", "adapter_id")
 
 
-def _generator(settings: dict[str, Any]):
-    """The generator for these settings, built once per worker process (the model loads on first use)."""
-    key = json.dumps(settings, sort_keys=True, default=str)
-    if key not in _generators:
+def _generator(settings: dict[str, Any], engine=None):
+    """The generator for these settings, built once per worker process (the model loads on first use).
+
+    Generators are cached per base model and sampling settings, not per adapter: the adapter a task names is
+    resolved at task time (``latest`` / ``quantum-mind-vN`` through the store's registry, so a newly registered
+    version is picked up by the next task) and a cached generator switches to it in place (``use_adapter``), with
+    no restart and no second copy of the base. A backend that cannot switch is rebuilt for the new adapter.
+    """
+    wanted = settings.get("adapter")
+    if engine is not None and is_registry_name(wanted):
+        with session_scope(engine) as session:
+            wanted = resolve_registered(session, wanted)
+    key = json.dumps({k: v for k, v in settings.items() if k not in _ADAPTER_FIELDS}, sort_keys=True, default=str)
+    cached = _generators.get(key)
+    if cached is not None and hasattr(cached, "use_adapter"):
+        before = cached.adapter_path
+        if cached.use_adapter(wanted):
+            log.info("switched adapter %s -> %s in %.3f s (no reload of the base)", before, wanted,
+                     getattr(cached, "switch_seconds", 0.0))
+        return cached
+    if cached is None or getattr(cached, "adapter_path", None) != wanted:
         from workers.generation import build_generator
         from workers.generation.config import GeneratorConfig
 
-        _generators[key] = build_generator(GeneratorConfig(**settings))
+        _generators[key] = build_generator(GeneratorConfig(**{**settings, "adapter": wanted}))
     return _generators[key]
 
 
-def _generate(settings: dict[str, Any], goal_spec: dict, prompts: list[dict]) -> tuple[list[dict], str | None]:
+def _generate(settings: dict[str, Any], goal_spec: dict, prompts: list[dict],
+              engine=None) -> tuple[list[dict], str | None]:
     """Batches (as dicts) for ``prompts``, or an error message when the generator failed."""
     try:
         from workers.evaluation.goals import goal_from_spec
@@ -155,7 +174,7 @@ def _generate(settings: dict[str, Any], goal_spec: dict, prompts: list[dict]) ->
         goal = goal_from_spec(goal_spec)
         requests = [PromptRequest(goal=goal, memory_context=p.get("memory_context", ""), seed=int(p.get("seed", 0)),
                                   parents=tuple(p.get("parents", ()))) for p in prompts]
-        batches = _generator(settings).generate(requests)
+        batches = _generator(settings, engine).generate(requests)
     except SoftTimeLimitExceeded:
         return [], "generation took longer than the soft time limit"
     except Exception as exc:
@@ -195,7 +214,7 @@ def generate_batch(self, run_id: int, goal_id: int, iteration: int, prompts: lis
                                                             iteration=iteration, prompt_index=i)}
         todo = [p for p in prompts if int(p["prompt_index"]) not in done]
         if todo:
-            batches, error = _generate(generator, spec, todo)
+            batches, error = _generate(generator, spec, todo, engine)
             with session_scope(engine) as session:
                 for i, p in enumerate(todo):
                     batch = batches[i] if batches else {"generator": generator.get("generator", "unknown")}

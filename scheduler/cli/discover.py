@@ -30,7 +30,7 @@ def discover(
     iterations: int = typer.Option(5, "--iterations", "-n", min=1, max=10_000, help="Iterations to run."),
     generator: str = typer.Option("procedural", "--generator", help=f"One of {', '.join(GENERATORS)}."),
     model: str = typer.Option(None, "--model", help="Model name from the model table, or a local directory."),
-    adapter: str = typer.Option(None, "--adapter", help="Adapter folder, latest, or a version."),
+    adapter: str = typer.Option(None, "--adapter", help="Adapter folder, latest, or a version (resolved by the workers at each task)."),
     prompts: int = typer.Option(4, "--prompts-per-iteration", "-k", min=1, max=1024,
                                 help="Prompts per goal and iteration (3 candidates each)."),
     target_error: float = typer.Option(None, "--target-error", min=0.0,
@@ -111,9 +111,12 @@ def _new_run(engine, goal_names: list[str], *, generator: str, model: str | None
     if model:
         gen["model"] = model
     if adapter:
-        from training.registry import resolve_adapter
+        from training.registry import is_registry_name, resolve_adapter
 
-        gen["adapter"] = resolve_adapter(engine, adapter)  # latest / quantum-mind-vN: the registry
+        # latest / quantum-mind-vN must exist now; a registry name stays a name, so the workers resolve it at each
+        # task (a version registered during the run is used by the next generation task)
+        resolved = resolve_adapter(engine, adapter)
+        gen["adapter"] = adapter if is_registry_name(adapter) else resolved
     config = DiscoveryConfig(generator=gen, **loop_options)
     if generator != "procedural":
         from workers.generation.config import GeneratorConfig

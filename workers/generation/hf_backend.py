@@ -64,6 +64,9 @@ class TransformersGenerator:
         self.model = self.tokenizer = self._decoder = None
         self.device = None
         self.load_seconds = 0.0
+        self.switch_seconds = 0.0
+        """Seconds the last adapter switch took (``use_adapter``); 0 before any."""
+        self.switches = 0
 
     # ---- loading ---------------------------------------------------------------------------------------------
     def _torch_dtype(self, torch, device):
@@ -121,6 +124,34 @@ class TransformersGenerator:
             self._decoder = GraphDecoder(self.model, tokenizer, compile=self.config.compile)
         self.load_seconds = time.perf_counter() - start
 
+    def use_adapter(self, path: str | None) -> bool:
+        """Generate with the adapter folder ``path`` (None: the base alone) from now on, without loading the base
+        again: before the first load it is only remembered; afterwards the loaded model switches in place
+        (:mod:`adapter_switch`: merged weights re-merge, a separate adapter is swapped). The tokenizer stays the
+        one loaded first (adapters of one base share it). Returns whether anything changed."""
+        new = str(check_adapter_dir(path)) if path else None
+        if new == self.adapter_path:
+            return False
+        if self.model is None:
+            self.adapter_path = new
+            return True
+        from .adapter_switch import switch_merged, switch_separate
+
+        start = time.perf_counter()
+        self.switches += 1
+        if self.config.merge_lora:
+            self.model = switch_merged(self.model, self.adapter_path, new).eval()
+        else:
+            before = self.model
+            self.model = switch_separate(self.model, self.adapter_path, new, name=f"v{self.switches}").eval()
+            if self.model is not before and self._decoder is not None:  # LoRA layers came or went: capture again
+                from .graph_decoder import GraphDecoder
+
+                self._decoder = GraphDecoder(self.model, self.tokenizer, compile=self.config.compile)
+        self.adapter_path = new
+        self.switch_seconds = time.perf_counter() - start
+        return True
+
     # ---- generation ------------------------------------------------------------------------------------------
     def _decode(self, texts, spec):
         from .decoding import eos_token_ids, generate_rows
@@ -172,7 +203,8 @@ class TransformersGenerator:
                 memory_context=request.memory_context, candidates=tuple(candidates), generator=self.name,
                 model=self.model_path, adapter=self.adapter_path,
                 settings={**cfg.sampling_settings(), "seed": request.seed, "engine": engine,
-                          "merge_lora": cfg.merge_lora, "device": str(self.device)},
+                          "merge_lora": cfg.merge_lora, "device": str(self.device),
+                          "load_seconds": round(self.load_seconds, 3), "adapter_switches": self.switches},
                 prompt_tokens=prompt_tokens[i], completion_tokens=sum(c.tokens for c in candidates),
                 seconds=seconds[i],
             ))

@@ -208,6 +208,7 @@ class VLLMGenerator:
         self.adapter_path = str(check_adapter_dir(config.adapter)) if config.adapter else None
         self.llm = None
         self.lora_request = None
+        self._lora_enabled = False
 
     def load(self) -> None:
         if self.llm is not None:
@@ -226,12 +227,32 @@ class VLLMGenerator:
         if self.adapter_path:
             rank = cfg.lora_rank or adapter_rank(self.adapter_path)
             kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank(rank), max_loras=1)
+            self._lora_enabled = True
             self.lora_request = LoRARequest(pathlib.Path(self.adapter_path).name,
                                             lora_int_id(self.adapter_path, cfg.adapter_id), self.adapter_path)
         try:
             self.llm = LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types while building an engine
             raise GenerationError(f"vLLM could not load {self.model_path}: {exc}") from exc
+
+    def use_adapter(self, path: str | None) -> bool:
+        """Serve the adapter folder ``path`` (None: the base) from now on. vLLM keeps adapters beside the base and
+        applies one per request, so a switch is a new LoRARequest (vLLM loads its weights on first use); an engine
+        built without LoRA cannot take one (restart the worker with an adapter). Returns whether anything changed."""
+        new = str(check_adapter_dir(path)) if path else None
+        if new == self.adapter_path:
+            return False
+        if self.llm is not None and new is not None:
+            if not self._lora_enabled:
+                raise GenerationError("this vLLM engine was built without LoRA; restart the worker with an adapter "
+                                      "(or a task naming one first) to switch adapters")
+            from vllm.lora.request import LoRARequest
+
+            self.lora_request = LoRARequest(pathlib.Path(new).name, lora_int_id(new), new)
+        elif self.llm is not None:
+            self.lora_request = None
+        self.adapter_path = new
+        return True
 
     def generate(self, requests: Sequence[PromptRequest]) -> list[GenerationBatch]:
         self.load()
