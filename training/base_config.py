@@ -9,9 +9,8 @@ and ``qmind eval-model`` measure on: a family never seen (heisenberg-4, heisenbe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from .fields import setting
+from .fields import Settings, setting
 
 TRAIN_FAMILIES: tuple[str, ...] = ("tfim", "xxz", "xy", "tfim-open", "xxz-open", "xy-open")
 TRAIN_SIZES: tuple[int, ...] = (4, 5, 6)
@@ -55,7 +54,7 @@ SIZES: dict[str, ModelShape] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class BaseSettings:
+class BaseSettings(Settings):
     """One ``qmind train base`` run."""
 
     size: str = setting("cpu", "cpu (~0.9 M parameters) or gpu (~25 M parameters).")
@@ -76,5 +75,3 @@ class BaseSettings:
             raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         return SIZES[self.size]
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

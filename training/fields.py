@@ -77,6 +77,28 @@ def with_paths(settings: Any, values: Mapping[str, Any]) -> Any:
     return dataclasses.replace(settings, **top)
 
 
+class Settings:
+    """What every settings dataclass here offers (mixed into the frozen dataclasses)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (tuples as lists), for config.yaml."""
+        return _plain_data(dataclasses.asdict(self))
+
+    def with_overrides(self, **changes: Any) -> Any:
+        """A copy with some fields changed; a dict for a nested settings field changes fields of it
+        (``lora={"r": 8}``)."""
+        for name, value in changes.items():
+            if isinstance(value, dict) and dataclasses.is_dataclass(getattr(self, name)):
+                changes[name] = dataclasses.replace(getattr(self, name), **value)
+        return dataclasses.replace(self, **changes)
+
+
+def _plain_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_data(v) for k, v in value.items()}
+    return [_plain_data(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def help_table(cls: type) -> list[tuple[str, Any, str]]:
     """(path, default, help) of every setting (for the docs)."""
     return [(row.path, row.default, row.help) for row in rows(cls)]

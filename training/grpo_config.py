@@ -24,14 +24,13 @@ Chosen here:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from .fields import setting
+from .fields import Settings, setting
 from .sft_config import SEED_BASE_MODEL, LoraSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class GRPOSettings:
+class GRPOSettings(Settings):
     """Model, rollout, reward and optimisation settings of a GRPO run."""
 
     base_model: str = setting(
@@ -90,13 +89,3 @@ class GRPOSettings:
     seed: int = setting(42, "Trainer seed (data order, sampling).")
     dataloader_num_workers: int = setting(0, "Data-loading workers (prompt rows are tiny).",
                                           aliases=("--dataloader-workers",))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["lora"]["target_modules"] = list(self.lora.target_modules)
-        return out
-
-    def with_overrides(self, *, lora: dict[str, Any] | None = None, **changes: Any) -> GRPOSettings:
-        if lora:
-            changes["lora"] = dataclasses.replace(self.lora, **lora)
-        return dataclasses.replace(self, **changes)

@@ -16,9 +16,8 @@ derived from it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from .fields import setting
+from .fields import Settings, setting
 
 SEED_BASE_MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
 SEED_TARGET_MODULES: tuple[str, ...] = (
@@ -51,7 +50,7 @@ class LoraSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class SFTSettings:
+class SFTSettings(Settings):
     """Model, data loading and TrainingArguments of the seed's SFT run."""
 
     base_model: str = setting(SEED_BASE_MODEL, "Base model: a model-table name, Hugging Face id or local directory.",
@@ -91,14 +90,3 @@ class SFTSettings:
         "Loss on the assistant turn only (the seed does not say; TRL's default is the whole conversation).",
         aliases=(" /--full-loss",),
     )
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["lora"]["target_modules"] = list(self.lora.target_modules)
-        return out
-
-    def with_overrides(self, *, lora: dict[str, Any] | None = None, **changes: Any) -> SFTSettings:
-        """A copy with some fields changed (``lora`` changes fields of the LoRA settings)."""
-        if lora:
-            changes["lora"] = dataclasses.replace(self.lora, **lora)
-        return dataclasses.replace(self, **changes)
