@@ -3,8 +3,12 @@ knob, old names still honoured with a warning, and a pure function called withou
 never reads the environment."""
 
 import dataclasses
+import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -130,3 +134,15 @@ def test_the_evaluation_core_reads_no_scoring_variable():
         text = path.read_text()
         assert "from_env" not in text, path
         assert not [k for k in knobs if re.search(rf"environ[^\n]*{k}\b", text)], path
+
+
+def test_qmind_evaluate_reads_the_knobs_at_its_edge_and_its_flags_win(tmp_path):
+    code = tmp_path / "hva.py"
+    code.write_text(hva_program(get_goal("tfim-4")))
+    env = {**os.environ, "QMIND_VQE_RESTARTS": "2", "QMIND_BP_SAMPLES": "24", "QMIND_ENGINE": "aer"}
+    argv = [sys.executable, "-m", "scheduler.cli", "evaluate", "--goal", "tfim-4", "--code-file", str(code), "--json"]
+    for extra, restarts, samples in (([], 2, 24), (["--restarts", "1", "--bp-samples", "20"], 1, 20)):
+        proc = subprocess.run(argv + extra, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert (out["vqe"]["restarts"], out["bp"]["samples"], out["vqe"]["engine"]) == (restarts, samples, "aer")

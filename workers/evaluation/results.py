@@ -278,14 +278,15 @@ class EvaluationResult(_JSON):
             "has_barren_plateau": self.bp.has_barren_plateau, "method": self.bp.method,
             "sizes": list(self.bp.sizes), "variances": list(self.bp.variances), "decay_rate": self.bp.decay_rate,
             "decay_rate_stderr": self.bp.decay_rate_stderr, "two_design_variance": self.bp.two_design_variance,
-            "verdict": self.bp.verdict, "reason": self.bp.reason})
+            "verdict": self.bp.verdict, "reason": self.bp.reason, "samples": self.bp.samples,
+            "engine": self.bp.engine})
         out["vqe"] = None if self.vqe is None else _clean({
             "energy": self.vqe.energy, "exact_energy": self.vqe.exact_energy, "error": self.vqe.error,
             "relative_error": self.vqe.relative_error, "chemical_accuracy": self.vqe.chemical_accuracy,
             "below_exact": self.vqe.below_exact, "evaluations": self.vqe.evaluations,
             "gradient_evaluations": self.vqe.gradient_evaluations, "seconds": self.vqe.seconds,
             "restarts": self.vqe.restarts, "seeds": list(self.vqe.seeds),
-            "success_fraction": self.vqe.success_fraction})
+            "success_fraction": self.vqe.success_fraction, "engine": self.vqe.engine})
         out["hardware"] = None if self.hardware is None else self.hardware.to_dict()
         out["goal_set"] = None if self.goal_set is None else self.goal_set.to_dict()
         out["reward"] = None if self.reward is None else self.reward.to_dict()
