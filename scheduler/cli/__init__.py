@@ -27,6 +27,7 @@ def _register() -> None:
         export,
         generate,
         goals,
+        loop,
         models,
         train,
         train_base,
