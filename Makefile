@@ -21,6 +21,7 @@ help:
 	@echo "make test    - install, start Redis/PostgreSQL if needed, run the whole suite (unit + integration)"
 	@echo "make install - create $(VENV) and install quantum-mind with extras [$(EXTRAS)]"
 	@echo "make images  - build the base, redis, postgres and cpu-worker images without a registry (docker, debootstrap)"
+	@echo "               GPU=1 also builds the gpu-worker image (vLLM + CUDA torch from PyPI; runs only on NVIDIA GPUs)"
 	@echo "make test-deploy - bring the compose stack up from those images, run a discovery through it, break it"
 
 install: $(STAMP)
@@ -46,7 +47,7 @@ test: install system-deps services
 	$(BIN)/python -m pytest -q --durations=15
 
 images:
-	@scripts/build_images.sh
+	@scripts/build_images.sh $(if $(filter 1,$(GPU)),--gpu)
 
 test-deploy: install system-deps images
 	@PYTHON=$(BIN)/python scripts/install_compose_v2.sh

@@ -5,8 +5,9 @@
 #                                certificates as this machine (builds reach the package registries as it does)
 #   quantum-mind/redis, quantum-mind/postgres   Redis and PostgreSQL from Debian's packages on that base
 #   quantum-mind/cpu-worker      deploy/Dockerfile.cpu-worker on that base (also runs migrate, Flower, discover)
-#   quantum-mind/gpu-worker      only with --gpu: deploy/Dockerfile.gpu-worker (its base is the vLLM image, which
-#                                needs a registry; it cannot run on a machine without an NVIDIA GPU)
+#   quantum-mind/gpu-worker      only with --gpu (`make images GPU=1`): deploy/Dockerfile.gpu-worker on the same base
+#                                (vLLM, CUDA torch and its nvidia-* wheels from PyPI, ~20 GB of layers); it builds and
+#                                imports here, but needs an NVIDIA GPU and driver to generate
 # The same Python dependencies as `make install` (constraints.txt). Existing images are kept (a rebuild of an
 # unchanged Dockerfile is cached); --rebuild-base makes a fresh root file system.
 # With normal registry access, plain `docker-compose -f deploy/docker-compose.yml build` uses the public
@@ -83,4 +84,11 @@ build postgres deploy/Dockerfile.postgres
 build cpu-worker deploy/Dockerfile.cpu-worker
 if [ "$gpu" = 1 ]; then
   build gpu-worker deploy/Dockerfile.gpu-worker
+  # The image as it runs (its own user, read-only root, no network); no GPU is needed for imports and the CLI.
+  docker run --rm --network none --read-only --tmpfs /tmp "$PREFIX/gpu-worker:$TAG" python -c \
+    "import torch, transformers, peft, vllm, workers.generation, workers.app; print('gpu-worker: torch', torch.__version__, 'CUDA', torch.version.cuda, '| vllm', vllm.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| GPU visible:', torch.cuda.is_available())" \
+    2>/dev/null || { echo "error: the gpu-worker image does not import its generators" >&2; exit 1; }
+  docker run --rm --network none --read-only --tmpfs /tmp "$PREFIX/gpu-worker:$TAG" qmind --help >/dev/null \
+    || { echo "error: qmind --help fails in the gpu-worker image" >&2; exit 1; }
+  echo "gpu-worker: $(docker image inspect -f '{{.Size}}' "$PREFIX/gpu-worker:$TAG" | awk '{printf "%.1f GB", $1 / 1e9}')"
 fi

@@ -1,9 +1,8 @@
-"""The deployment files keep the security model: every compose and Kubernetes file is read, and each test fails
-when a setting the model depends on is missing (Redis password, AOF, noeviction, Flower credentials and binding,
-JSON-only tasks, no committed secrets, GPU limits, the sandbox's container settings).
-
-The compose file is also rendered with Debian's ``docker-compose`` (no Docker engine needed) and the manifests
-are checked against the Kubernetes schemas (``kubernetes-validate``, offline).
+"""The compose file and the Dockerfiles keep the security model: each test fails when a setting the model depends
+on is missing (Redis password, AOF, noeviction, Flower credentials and binding, JSON-only tasks, no committed
+secrets, GPU reservation, the sandbox's container settings). The compose file is also rendered with Debian's
+``docker-compose`` (no Docker engine needed). The manifests: tests/test_deploy_k8s.py; that both say the same:
+tests/test_deploy_parity.py.
 """
 
 from __future__ import annotations
@@ -12,52 +11,18 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from deployfiles import COMPOSE, DEPLOY, ENV_EXAMPLE, ROOT, SECCOMP, compose, k8s_docs, pod_spec, services
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-COMPOSE = DEPLOY / "docker-compose.yml"
-ENV_EXAMPLE = DEPLOY / ".env.example"
-K8S = DEPLOY / "k8s"
-SECCOMP = DEPLOY / "seccomp" / "cpu-worker.json"
 SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "QMIND_FLOWER_USER", "QMIND_FLOWER_PASSWORD")
 DUMMY = {"REDIS_PASSWORD": "0a1b2c3d", "POSTGRES_PASSWORD": "4e5f6a7b", "QMIND_FLOWER_USER": "admin",
          "QMIND_FLOWER_PASSWORD": "8c9d0e1f"}
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
-def compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-def services() -> dict:
-    return compose()["services"]
-
-
-def k8s_docs() -> list[tuple[str, dict]]:
-    out = []
-    for path in sorted(K8S.glob("*.yaml")):
-        out += [(path.name, d) for d in yaml.safe_load_all(path.read_text()) if d]
-    return out
-
-
-def k8s(kind: str, name: str) -> dict:
-    for _, doc in k8s_docs():
-        if doc.get("kind") == kind and doc["metadata"]["name"] == name:
-            return doc
-    raise AssertionError(f"deploy/k8s has no {kind} named {name}")
-
-
-def pod_spec(doc: dict) -> dict:
-    if doc["kind"] == "CronJob":
-        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return doc["spec"]["template"]["spec"]
-
-
 def env_file(tmp_path: Path, **overrides: str) -> Path:
     """deploy/.env.example with dummy secrets filled in (and ``overrides`` applied)."""
     values = {**DUMMY, **overrides}
@@ -298,136 +263,20 @@ def test_worker_images_run_as_non_root_without_baked_secrets_and_with_a_ping_hea
     assert not re.search(r"^(ARG|ENV)\s+\S*(PASSWORD|SECRET|TOKEN|BROKER_URL|DATABASE_URL)", text, re.MULTILINE | re.IGNORECASE)
     assert not re.search(r"^COPY\s+.*\.env", text, re.MULTILINE)
     assert re.search(r"^HEALTHCHECK .*\n?.*inspect ping", text, re.MULTILINE), f"{name} needs a celery ping healthcheck"
-    assert re.search(r'pip install (-c constraints\.txt )?"?\.(\[[a-z,]+\])?"?', text), f"{name} must pip-install the project"
+    assert re.search(r'pip install -c constraints(-image)?\.txt "?\.(\[[a-z,]+\])?"?', text), f"{name} must pip-install the project"
 
 
-def test_the_cpu_image_has_bubblewrap_and_the_gpu_image_is_built_on_vllm():
+def test_the_cpu_image_has_bubblewrap_and_both_images_start_under_tini():
     cpu = (DEPLOY / "Dockerfile.cpu-worker").read_text()
-    gpu = (DEPLOY / "Dockerfile.gpu-worker").read_text()
     assert "bubblewrap" in cpu
-    assert re.search(r"^ARG VLLM_IMAGE=vllm/vllm-openai:", gpu, re.MULTILINE) and "FROM ${VLLM_IMAGE}" in gpu
-    assert '".[gpu' in gpu
+    for name in ("Dockerfile.cpu-worker", "Dockerfile.gpu-worker"):
+        text = (DEPLOY / name).read_text()
+        assert re.search(r'^ENTRYPOINT \["tini", "--"\]$', text, re.MULTILINE), f"{name}: tini forwards signals"
 
 
 def test_the_docker_build_context_excludes_env_files_databases_and_models():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", "**/.env", ".venv", ".git", "*.db", "models"} <= ignored, ignored
-
-
-# ---- Kubernetes ---------------------------------------------------------------------------------------------------
-def test_the_manifests_validate_against_the_kubernetes_schemas():
-    exe = Path(sys.executable).with_name("kubernetes-validate")
-    if not exe.exists():
-        pytest.fail("kubernetes-validate is needed (pip install -e '.[dev]'): it checks deploy/k8s offline")
-    files = [str(p) for p in sorted(K8S.glob("*.yaml")) if p.name != "kustomization.yaml"]
-    proc = subprocess.run([str(exe), "--strict", "--quiet", *files], capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_the_kustomization_lists_every_manifest_but_the_secret_template():
-    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
-    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
-    assert listed == present
-    for _, doc in k8s_docs():
-        if doc["kind"] == "Secret":
-            values = {**doc.get("stringData", {}), **doc.get("data", {})}
-            assert all(str(v).startswith("REPLACE_WITH_") for v in values.values()), values
-
-
-def _container(kind: str, name: str) -> dict:
-    return pod_spec(k8s(kind, name))["containers"][0]
-
-
-def _env(container: dict) -> dict:
-    return {e["name"]: e for e in container.get("env", [])}
-
-
-def test_k8s_redis_requires_a_password_from_the_secret_with_aof_and_noeviction():
-    redis = _container("StatefulSet", "redis")
-    args = " ".join(redis["args"])
-    assert "--requirepass $(REDIS_PASSWORD)" in args
-    assert "--appendonly yes" in args and "--maxmemory-policy noeviction" in args
-    assert _env(redis)["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "qmind-secrets"
-    assert k8s("Service", "redis")["spec"]["type"] == "ClusterIP"
-
-
-def test_k8s_workers_reach_redis_and_postgres_with_passwords_from_the_secret():
-    for kind, name in (("Deployment", "cpu-worker"), ("Deployment", "gpu-worker"), ("CronJob", "qmind-discover")):
-        env = _env(_container(kind, name))
-        assert env["QMIND_BROKER_URL"]["value"].startswith("redis://:$(REDIS_PASSWORD)@"), name
-        assert ":$(POSTGRES_PASSWORD)@" in env["QMIND_DATABASE_URL"]["value"], name
-        for secret in ("REDIS_PASSWORD", "POSTGRES_PASSWORD"):
-            assert env[secret]["valueFrom"]["secretKeyRef"]["name"] == "qmind-secrets", (name, secret)
-    assert _env(_container("StatefulSet", "postgres"))["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
-
-
-def test_k8s_flower_requires_basic_auth_and_is_never_exposed_publicly():
-    flower = _container("Deployment", "flower")
-    assert flower["command"][-6:-4] == ["qmind", "flower"]
-    env = _env(flower)
-    for key in ("QMIND_FLOWER_USER", "QMIND_FLOWER_PASSWORD"):
-        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "qmind-secrets", "key": key}
-    assert k8s("Service", "flower")["spec"]["type"] == "ClusterIP"
-    for _, doc in k8s_docs():
-        assert doc["kind"] not in ("Ingress", "Route", "Gateway"), "nothing is exposed publicly"
-        if doc["kind"] == "Service":
-            assert doc["spec"].get("type", "ClusterIP") == "ClusterIP", doc["metadata"]["name"]
-            assert not doc["spec"].get("externalIPs")
-
-
-def test_k8s_gpu_worker_requests_one_nvidia_gpu_and_mounts_models_read_only():
-    gpu = _container("Deployment", "gpu-worker")
-    assert gpu["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert gpu["command"] == ["qmind", "worker", "--queues", "gpu"]
-    mounts = {m["mountPath"]: m for m in gpu["volumeMounts"]}
-    assert mounts["/models"]["readOnly"] and mounts["/adapters"]["readOnly"]
-    assert not any(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu")
-                   for _, d in k8s_docs() if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob")
-                   and d["metadata"]["name"] != "gpu-worker" for c in pod_spec(d)["containers"])
-
-
-def test_k8s_cpu_worker_has_the_sandbox_settings_and_nothing_more():
-    doc = k8s("Deployment", "cpu-worker")
-    pod, worker = pod_spec(doc), _container("Deployment", "cpu-worker")
-    ctx = worker["securityContext"]
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-    assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}
-    assert ctx["readOnlyRootFilesystem"] is True and not ctx.get("privileged")
-    assert ctx["procMount"] == "Unmasked" and pod["hostUsers"] is False, "a fresh /proc needs a userns pod"
-    assert ctx["seccompProfile"]["type"] in ("Unconfined", "Localhost")
-    assert ctx["appArmorProfile"]["type"] in ("Unconfined", "Localhost")
-    assert not pod.get("hostPID") and not pod.get("hostNetwork") and not pod.get("hostIPC")
-    assert worker["command"][-4:] == ["qmind", "worker", "--queues", "cpu"]
-    assert worker["resources"]["limits"]["cpu"] and doc["spec"]["replicas"] >= 1
-    config = k8s("ConfigMap", "qmind-config")["data"]
-    assert config["QMIND_ALLOW_INSECURE_SANDBOX"] == "0"
-    assert config["QMIND_WORKER_CONCURRENCY"] == str(worker["resources"]["limits"]["cpu"])
-
-
-def test_k8s_network_policies_let_only_the_workers_reach_redis_and_postgres():
-    policies = [d for _, d in k8s_docs() if d["kind"] == "NetworkPolicy"]
-    default = [p for p in policies if p["spec"]["podSelector"] == {} and "Ingress" in p["spec"]["policyTypes"]
-               and not p["spec"].get("ingress")]
-    assert default, "a default-deny ingress policy is needed"
-
-    def ingress_labels(app: str, port: int) -> list[dict]:
-        out = []
-        for p in policies:
-            if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == app:
-                for rule in p["spec"].get("ingress", []):
-                    assert [x["port"] for x in rule["ports"]] == [port]
-                    out += [f["podSelector"]["matchLabels"] for f in rule["from"]]
-        return out
-
-    for app, port, label in (("redis", 6379, "qmind.io/redis-client"), ("postgres", 5432, "qmind.io/db-client")):
-        sources = ingress_labels(app, port)
-        assert sources == [{label: "true"}], (app, sources)
-        clients = {d["metadata"]["name"] for _, d in k8s_docs() if d["kind"] in ("Deployment", "Job", "CronJob")
-                   and (d["spec"].get("jobTemplate", {}).get("spec", d["spec"])["template"]["metadata"]["labels"]
-                        .get(label) == "true")}
-        assert clients and clients <= {"cpu-worker", "gpu-worker", "flower", "qmind-migrate", "qmind-discover"}, \
-            clients
 
 
 def test_the_deploy_docs_explain_every_setting():

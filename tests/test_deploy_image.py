@@ -67,3 +67,60 @@ def test_the_image_install_ships_code_migrations_and_data(tmp_path):
                            capture_output=True, text=True, timeout=120, check=False)
     assert probe.returncode == 0, probe.stderr[-3000:]
     assert probe.stdout.splitlines()[0].startswith(str(site)), "the installed copy must be the one imported"
+
+
+# ---- the GPU image (built by `make images GPU=1`; it cannot run without an NVIDIA GPU) ----------------------------
+GPU_DOCKERFILE = ROOT / "deploy" / "Dockerfile.gpu-worker"
+OVERLAY = ROOT / "deploy" / "constraints-gpu.txt"
+
+
+def _pins(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            key = re.sub(r"[-_.]+", "-", name.lower())
+            assert key not in out, f"{name} is pinned twice"
+            out[key] = version
+    return out
+
+
+def test_the_gpu_constraints_are_make_installs_with_only_vllms_pins_replaced(tmp_path):
+    merged = subprocess.run(["sh", str(ROOT / "deploy" / "merge-constraints.sh"), str(ROOT / "constraints.txt"),
+                             str(OVERLAY)], capture_output=True, text=True, timeout=30, check=True).stdout
+    base, overlay, image = _pins((ROOT / "constraints.txt").read_text()), _pins(OVERLAY.read_text()), _pins(merged)
+    assert {k: v for k, v in image.items() if k not in overlay} == {k: v for k, v in base.items() if k not in overlay}
+    assert {k: image[k] for k in overlay} == overlay, "the overlay's pins win"
+    assert set(overlay) - set(base) == {"vllm", "torch"}, "every other replaced pin must exist in constraints.txt"
+    assert any(base[k] != overlay[k] for k in set(overlay) & set(base)), "an overlay that changes nothing is noise"
+    bad = subprocess.run(["sh", str(ROOT / "deploy" / "merge-constraints.sh"), str(tmp_path / "missing.txt"),
+                          str(OVERLAY)], capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode != 0 and "usage" in bad.stderr, "a missing input must fail the build, not merge nothing"
+
+
+def test_the_gpu_image_installs_the_gpu_extra_with_those_pins_and_smoke_tests_itself():
+    text = GPU_DOCKERFILE.read_text()
+    # public base by default (registry access), the debootstrap base through the build argument (make images GPU=1)
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+-ubuntu24\.04$", text, re.MULTILINE)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.MULTILINE)
+    run = re.sub(r"\\\n\s*", " ", text)
+    step = next(line for line in run.splitlines() if "pip install" in line)
+    assert "set -eux" in step, "every command of the install step must fail the build"
+    assert "merge-constraints.sh constraints.txt deploy/constraints-gpu.txt > constraints-image.txt" in step
+    assert 'pip install -c constraints-image.txt ".[gpu,train]"' in step
+    assert "pip check" in step
+    imports = re.search(r'python -c "import ([^;]+);', step)[1].replace(" ", "").split(",")
+    assert {"torch", "transformers", "peft", "vllm", "workers.generation", "scheduler.cli"} <= set(imports)
+    assert "qmind --help" in step
+    extras = re.search(r"^gpu = \[(.+)\]$", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)[1]
+    assert '"vllm' in extras, "the gpu extra is what brings vLLM"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in ("deploy/constraints-gpu.txt", "deploy/merge-constraints.sh"):
+        assert f"!{path}" in ignored, f"{path} must reach the build context"
+
+
+def test_both_worker_images_ship_the_same_code():
+    def copies(path: Path) -> set[str]:
+        return set(re.findall(r"^COPY (\S+) \./\1$", path.read_text(), re.MULTILINE))
+    assert copies(DOCKERFILE) == copies(GPU_DOCKERFILE) == {"db", "workers", "scheduler", "training"}
