@@ -6,7 +6,7 @@
 #   quantum-mind/redis, quantum-mind/postgres   Redis and PostgreSQL from Debian's packages on that base
 #   quantum-mind/cpu-worker      deploy/Dockerfile.cpu-worker on that base (also runs migrate, Flower, discover)
 #   quantum-mind/gpu-worker      only with --gpu (`make images GPU=1`): deploy/Dockerfile.gpu-worker on the same base
-#                                (vLLM, CUDA torch and its nvidia-* wheels from PyPI, ~20 GB of layers); it builds and
+#                                (vLLM, CUDA torch and its nvidia-* wheels from PyPI; 11 GB, ~19 min); it builds and
 #                                imports here, but needs an NVIDIA GPU and driver to generate
 # The same Python dependencies as `make install` (constraints.txt). Existing images are kept (a rebuild of an
 # unchanged Dockerfile is cached); --rebuild-base makes a fresh root file system.
@@ -87,7 +87,7 @@ if [ "$gpu" = 1 ]; then
   # The image as it runs (its own user, read-only root, no network); no GPU is needed for imports and the CLI.
   docker run --rm --network none --read-only --tmpfs /tmp "$PREFIX/gpu-worker:$TAG" python -c \
     "import torch, transformers, peft, vllm, workers.generation, workers.app; print('gpu-worker: torch', torch.__version__, 'CUDA', torch.version.cuda, '| vllm', vllm.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| GPU visible:', torch.cuda.is_available())" \
-    2>/dev/null || { echo "error: the gpu-worker image does not import its generators" >&2; exit 1; }
+    || { echo "error: the gpu-worker image does not import its generators" >&2; exit 1; }
   docker run --rm --network none --read-only --tmpfs /tmp "$PREFIX/gpu-worker:$TAG" qmind --help >/dev/null \
     || { echo "error: qmind --help fails in the gpu-worker image" >&2; exit 1; }
   echo "gpu-worker: $(docker image inspect -f '{{.Size}}' "$PREFIX/gpu-worker:$TAG" | awk '{printf "%.1f GB", $1 / 1e9}')"
