@@ -129,28 +129,23 @@ def test_literal_values_are_the_same_and_urls_point_at_the_same_services():
 def test_the_configmap_leaves_every_setting_compose_passes_through_at_the_code_default():
     """compose passes a setting only when deploy/.env sets it (else the code's default applies); the ConfigMap
     writes them out, so each value there must be that default."""
-    import dataclasses
-
     from db.config import StoreConfig
     from workers.config import QueueConfig
-    from workers.evaluation.sandbox.config import ENV_PREFIX, SandboxConfig
+    from workers.settings import knob_names, scoring_settings
 
     passed_through = {k for s in services().values() for k, v in s.get("environment", {}).items() if v is None}
     data = {k: v for k, v in configmap().items() if k in passed_through}
     assert len(data) >= 20, "the ConfigMap should show the settings compose passes through"
-    plain = {"QMIND_BP_SAMPLES": "200", "QMIND_VQE_RESTARTS": "4", "QMIND_ENGINE": "auto"}
+    knobs = knob_names()
     for key, value in data.items():
         field = key.removeprefix("QMIND_").lower()
-        if key in plain:
-            assert value == plain[key], key
-        elif key.startswith(ENV_PREFIX):
-            assert SandboxConfig.from_env({key: value}) == SandboxConfig(), key
+        if key in knobs:  # the scoring tree (workers/settings.py): sandbox, BP, VQE, engine
+            assert scoring_settings({key: value}) == scoring_settings({}), f"{key}={value!r} is not the default"
         else:
             cls = QueueConfig if field in QueueConfig.model_fields else StoreConfig
             got = getattr(cls(**{field: value}), field)
             assert got == cls.model_fields[field].default, f"{key}={value!r} is not the default"
-    sandbox_keys = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(SandboxConfig)}
-    assert sandbox_keys & set(data), "the sandbox's settings belong in the ConfigMap too"
+    assert {k for k in knobs if k.startswith("QMIND_SANDBOX_")} & set(data), "the sandbox's settings belong here too"
 
 
 # ---- security context -------------------------------------------------------------------------------------------------
@@ -264,7 +259,7 @@ def test_workers_get_the_same_time_to_finish_their_tasks_on_shutdown(service):
 
 
 def test_every_pod_has_resource_limits_and_the_cpu_worker_fits_its_sandboxes():
-    from workers.evaluation.sandbox.config import SandboxConfig
+    from workers.settings import sandbox_settings
 
     for service in WORKLOADS:
         pod, _ = workload(service)
@@ -272,7 +267,7 @@ def test_every_pod_has_resource_limits_and_the_cpu_worker_fits_its_sandboxes():
             assert {"cpu", "memory"} <= set(c["resources"]["limits"]), (service, c["name"])
     cpu = workload("cpu-worker")[1]
     processes = int(k8s_env_value(cpu, "QMIND_WORKER_CONCURRENCY"))
-    sandbox = SandboxConfig.from_env({k: v for k, v in configmap().items() if k.startswith("QMIND_SANDBOX_")})
+    sandbox = sandbox_settings({k: v for k, v in configmap().items() if k.startswith("QMIND_SANDBOX_")})
     limit = _bytes(cpu["resources"]["limits"]["memory"])
     assert limit >= processes * sandbox.memory_bytes + (2 << 30), "each pool process may run a full sandbox"
     gpus = services()["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"][0]["count"]
