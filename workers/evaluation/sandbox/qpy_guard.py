@@ -27,6 +27,7 @@ import select
 import signal
 import struct
 import time
+from typing import NoReturn
 
 from ..errors import EvaluationError
 
@@ -137,40 +138,69 @@ def trial_cpu_seconds(size: int, timeout: float) -> int:
 
 def _trial_load(data: bytes, *, memory_bytes: int, timeout: float) -> None:
     """Load ``data`` in a forked child under an address-space and CPU limit; raise if that child fails."""
-    from qiskit import QuantumCircuit, qpy
+    import qiskit.qpy  # noqa: F401 - loaded before the fork: the child finds it in memory
 
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns
-        message = b"ok"
-        try:
-            os.close(read_end)
-            quiet = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(quiet, 1)
-            os.dup2(quiet, 2)  # a Rust abort prints a long backtrace; the verdict goes through the pipe
-            faulthandler.disable()  # it writes to a saved copy of stderr
-            with open("/proc/self/statm") as fh:
-                vm = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            limit = vm + memory_bytes if hard == resource.RLIM_INFINITY else min(hard, vm + memory_bytes)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            cpu = trial_cpu_seconds(len(data), timeout)
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-            programs = qpy.load(io.BytesIO(data))
-            if len(programs) != 1 or type(programs[0]) is not QuantumCircuit:
-                message = f"err:circuit data must hold exactly one QuantumCircuit, found {len(programs)}".encode()
-        except BaseException as exc:  # noqa: BLE001
-            try:
-                message = ("err:circuit data could not be loaded: " + _clean(exc)).encode("utf-8", "replace")
-            except BaseException:  # noqa: BLE001
-                message = b"err:circuit data could not be loaded"
-        finally:
-            try:
-                os.write(write_end, message[:2000])
-            finally:
-                os._exit(0)
+        _trial_child(data, read_end, write_end, memory_bytes=memory_bytes, timeout=timeout)
     os.close(write_end)
+    reply, finished, status = _child_reply(pid, read_end, timeout)
+    if not finished:
+        raise EvaluationError(f"circuit data could not be loaded within {timeout:g} s")
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name
+        if sig in (signal.SIGXCPU, signal.SIGKILL):
+            raise EvaluationError(f"circuit data could not be loaded: the loader crashed ({name}): it needed more "
+                                  f"than {trial_cpu_seconds(len(data), timeout)} s of CPU time for {len(data)} "
+                                  "bytes (a nested definition claiming far more qubits or gates than it holds)")
+        raise EvaluationError(f"circuit data could not be loaded: the loader crashed ({name}); the data is "
+                              f"malformed or needs more than {memory_bytes >> 20} MiB of memory")
+    if reply.startswith(b"err:"):
+        raise EvaluationError(reply[4:].decode("utf-8", "replace"))
+    if reply != b"ok":
+        raise EvaluationError("circuit data could not be loaded: the trial load gave no answer")
+
+
+def _trial_child(data: bytes, read_end: int, write_end: int, *, memory_bytes: int, timeout: float) -> NoReturn:
+    """The forked child of ``_trial_load``: limit itself, load, write ``ok`` or ``err:<message>``, exit. Nothing
+    escapes it: every path ends in ``os._exit``."""
+    message = b"ok"
+    try:
+        from qiskit import QuantumCircuit, qpy
+
+        os.close(read_end)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)  # a Rust abort prints a long backtrace; the verdict goes through the pipe
+        faulthandler.disable()  # it writes to a saved copy of stderr
+        with open("/proc/self/statm") as fh:
+            vm = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = vm + memory_bytes if hard == resource.RLIM_INFINITY else min(hard, vm + memory_bytes)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        cpu = trial_cpu_seconds(len(data), timeout)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        programs = qpy.load(io.BytesIO(data))
+        if len(programs) != 1 or type(programs[0]) is not QuantumCircuit:
+            message = f"err:circuit data must hold exactly one QuantumCircuit, found {len(programs)}".encode()
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            message = ("err:circuit data could not be loaded: " + _clean(exc)).encode("utf-8", "replace")
+        except BaseException:  # noqa: BLE001
+            message = b"err:circuit data could not be loaded"
+    finally:
+        try:
+            os.write(write_end, message[:2000])
+        finally:
+            os._exit(0)
+
+
+def _child_reply(pid: int, read_end: int, timeout: float) -> tuple[bytes, bool, int]:
+    """(what the child wrote, whether it finished writing within ``timeout``, its wait status); a child that did
+    not finish is killed."""
     reply = b""
     deadline = time.monotonic() + timeout
     finished = False
@@ -189,18 +219,4 @@ def _trial_load(data: bytes, *, memory_bytes: int, timeout: float) -> None:
         if not finished:
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-    if not finished:
-        raise EvaluationError(f"circuit data could not be loaded within {timeout:g} s")
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        name = signal.Signals(sig).name
-        if sig in (signal.SIGXCPU, signal.SIGKILL):
-            raise EvaluationError(f"circuit data could not be loaded: the loader crashed ({name}): it needed more "
-                                  f"than {trial_cpu_seconds(len(data), timeout)} s of CPU time for {len(data)} "
-                                  "bytes (a nested definition claiming far more qubits or gates than it holds)")
-        raise EvaluationError(f"circuit data could not be loaded: the loader crashed ({name}); the data is "
-                              f"malformed or needs more than {memory_bytes >> 20} MiB of memory")
-    if reply.startswith(b"err:"):
-        raise EvaluationError(reply[4:].decode("utf-8", "replace"))
-    if reply != b"ok":
-        raise EvaluationError("circuit data could not be loaded: the trial load gave no answer")
+    return reply, finished, status
