@@ -15,7 +15,7 @@ from _sandbox_util import MODES, config, hostile
 
 from workers.evaluation.sandbox import ipc, isolation_status, run_candidate, tree
 from workers.evaluation.sandbox.isolation import WORKDIR_PREFIX
-from workers.evaluation.sandbox.process import _memory, memfd_bytes
+from workers.evaluation.sandbox.procfs import _memory, memfd_bytes
 
 MiB = 1 << 20
 

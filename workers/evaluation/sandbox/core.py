@@ -25,7 +25,8 @@ from . import ipc
 from . import isolation as iso
 from .config import SandboxConfig
 from .outcome import BWRAP, FALLBACK, interpret
-from .process import Identity, Outcome, kill_tree, run_process, sandbox_pids
+from .process import Outcome, run_process
+from .procfs import Identity, kill_tree, sandbox_pids
 from .qpy_guard import DEFAULT_MAX_CIRCUIT_BYTES, SAFE_QPY_VERSIONS, load_circuit
 
 __all__ = ["DEFAULT_MAX_CIRCUIT_BYTES", "SAFE_QPY_VERSIONS", "IsolationStatus", "SandboxConfig", "isolation_status",
