@@ -217,34 +217,27 @@ def _read_all(fd):
     return b"".join(chunks)
 
 
-def _prepare(cfg):
-    """Everything before the candidate runs. Returns what _run_candidate needs."""
-    code = _read_all(cfg["code_fd"])
-
-    drop = cfg.get("drop")
-    if drop:  # keep reaching the interpreter's directories after the uid change (e.g. a prefix under /root)
+def _set_sys_path(entries, *, reachable):
+    """The import path; ``reachable``: kept reachable after the uid change (O_PATH, e.g. a prefix under /root)."""
+    if reachable:
         path = []
-        for entry in cfg["sys_path"]:
+        for entry in entries:
             if os.path.isdir(entry) and not _others_can_reach(entry):
                 entry = f"/proc/self/fd/{os.open(entry, os.O_PATH | os.O_DIRECTORY)}"
             path.append(entry)
         sys.path[:] = path
     else:
-        sys.path[:] = cfg["sys_path"]
+        sys.path[:] = entries
     sys.dont_write_bytecode = True
 
-    import io
+
+def _set_limits(lim):
+    """CPU, core, file size, open files, processes and address space (on top of what is mapped now)."""
     import resource
 
-    import numpy  # noqa: F401 - warm imports (trusted) before the candidate
-    import qiskit  # noqa: F401
-    from qiskit import QuantumCircuit, qpy
-
-    lim = cfg["limits"]
     cpu = int(lim["cpu"] + 0.999)
-    page = os.sysconf("SC_PAGE_SIZE")
     with open("/proc/self/statm") as fh:
-        vm_now = int(fh.read().split()[0]) * page
+        vm_now = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     for res, soft, hard in ((resource.RLIMIT_CPU, cpu, cpu + 1),
                             (resource.RLIMIT_CORE, 0, 0),
                             (resource.RLIMIT_FSIZE, lim["fsize"], lim["fsize"]),
@@ -253,26 +246,45 @@ def _prepare(cfg):
                             (resource.RLIMIT_AS, vm_now + lim["memory"], vm_now + lim["memory"])):
         resource.setrlimit(res, (soft, hard))
 
+
+def _drop_privileges(uid, gid):
+    """Become ``uid``/``gid`` for good: no groups, no capabilities, root not regained (checked)."""
+    _drop_bounding_set()
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getgroups():
+        raise OSError("dropping privileges did not stick")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise OSError("could regain root after dropping privileges")
+    _clear_capabilities()
+    _prctl(4, 1)  # PR_SET_DUMPABLE: own /proc/self/fd usable again after the uid change
+
+
+def _prepare(cfg):
+    """Everything before the candidate runs. Returns what _run_candidate needs."""
+    code = _read_all(cfg["code_fd"])
+
+    drop = cfg.get("drop")
+    _set_sys_path(cfg["sys_path"], reachable=bool(drop))
+
+    import io
+
+    import numpy  # noqa: F401 - warm imports (trusted) before the candidate
+    import qiskit  # noqa: F401
+    from qiskit import QuantumCircuit, qpy
+
+    _set_limits(cfg["limits"])
     ll = cfg["landlock"]
     abi = _landlock_abi() if ll["enabled"] else 0
     read_fds = _open_paths(ll["read"] + [p for p in sys.path if not p.startswith("/proc/self/fd/")]) if abi else []
     dev_fds = _open_paths(ll["devices"]) if abi else []
     if drop:
-        uid, gid = drop
-        _drop_bounding_set()
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-        if os.getresuid() != (uid, uid, uid) or os.getgroups():
-            raise OSError("dropping privileges did not stick")
-        try:
-            os.setuid(0)
-        except PermissionError:
-            pass
-        else:
-            raise OSError("could regain root after dropping privileges")
-        _clear_capabilities()
-        _prctl(4, 1)  # PR_SET_DUMPABLE: own /proc/self/fd usable again after the uid change
+        _drop_privileges(*drop)
 
     parent = cfg.get("parent_pid")
     if parent:  # fallback: no --die-with-parent, so die with the worker ourselves (set after the uid change)
@@ -297,23 +309,11 @@ def _prepare(cfg):
     return candidate_path, abi, QuantumCircuit, qpy, io
 
 
-def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
-    import importlib.util
-    out = cfg["result_fd"]
-    memory = cfg["limits"]["memory"]
-    sizes = cfg["sizes"]
-    goal = cfg.get("goal", sizes[0])
-    max_bytes = cfg["max_circuit_bytes"]
-    version = cfg["qpy_version"]
-    dump, bytes_io, dumps = qpy.dump, io.BytesIO, json.dumps
-
-    def fatal(kind, message):
-        _send(out, b"E", sizes[0], dumps({"kind": kind, "message": message}).encode())
-        _exit(0)
-
+def _import_candidate(util, candidate_path, memory, fatal):
+    """The candidate's ``create_ansatz`` (its module imported as ``candidate``); anything else is ``fatal``."""
     try:
-        spec = importlib.util.spec_from_file_location("candidate", candidate_path)
-        module = importlib.util.module_from_spec(spec)
+        spec = util.spec_from_file_location("candidate", candidate_path)
+        module = util.module_from_spec(spec)
         sys.modules["candidate"] = module
         spec.loader.exec_module(module)
         if _getpid() != _OWN_PID:
@@ -330,7 +330,38 @@ def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
     if not callable(fn):
         fatal("error", f"create_ansatz is {_type_name(fn)}, not a function; define "
                        "def create_ansatz(num_qubits: int) -> QuantumCircuit")
+    return fn
 
+
+def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
+    import importlib.util
+    out = cfg["result_fd"]
+    memory = cfg["limits"]["memory"]
+    sizes = cfg["sizes"]
+    goal = cfg.get("goal", sizes[0])
+    max_bytes = cfg["max_circuit_bytes"]
+    version = cfg["qpy_version"]
+    dump, bytes_io, dumps = qpy.dump, io.BytesIO, json.dumps
+
+    def fatal(kind, message):
+        _send(out, b"E", sizes[0], dumps({"kind": kind, "message": message}).encode())
+        _exit(0)
+
+    def send_circuit(n, circuit):
+        """Send the circuit as QPY; (kind, message) when it cannot be serialised or is too large."""
+        buf = bytes_io()
+        try:
+            dump(circuit, buf, version=version)
+        except BaseException as exc:  # noqa: BLE001
+            return _describe(f"Serialising the circuit of create_ansatz({n}) (QPY)", exc, candidate_path, memory)
+        data = buf.getvalue()
+        if len(data) > max_bytes:
+            return "resource", (f"the circuit of create_ansatz({n}) serialises to {len(data)} bytes, over the limit "
+                                f"of {max_bytes} bytes")
+        _send(out, b"C", n, data)
+        return None, None
+
+    fn = _import_candidate(importlib.util, candidate_path, memory, fatal)
     for n in sizes:
         kind = message = None
         try:
@@ -340,20 +371,7 @@ def _run_candidate(cfg, candidate_path, qc_class, qpy, io):
             if not isinstance(circuit, qc_class):
                 kind, message = "error", f"create_ansatz({n}) returned {_type_name(circuit)}, expected QuantumCircuit"
             else:
-                buf = bytes_io()
-                try:
-                    dump(circuit, buf, version=version)
-                except BaseException as exc:  # noqa: BLE001
-                    kind, message = _describe(f"Serialising the circuit of create_ansatz({n}) (QPY)", exc,
-                                              candidate_path, memory)
-                else:
-                    data = buf.getvalue()
-                    if len(data) > max_bytes:
-                        kind, message = "resource", (
-                            f"the circuit of create_ansatz({n}) serialises to {len(data)} bytes, over the limit of "
-                            f"{max_bytes} bytes")
-                    else:
-                        _send(out, b"C", n, data)
+                kind, message = send_circuit(n, circuit)
         except BaseException as exc:  # noqa: BLE001
             if _getpid() != _OWN_PID:
                 _exit(0)
