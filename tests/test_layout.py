@@ -21,10 +21,6 @@ KNOWN = {
     "training/grpo.py::train_grpo",
     "training/model_eval.py::evaluate_model",
     "training/sft.py::train_sft",
-    "workers/evaluation/sandbox/process.py::run_process",
-    "workers/evaluation/sandbox/qpy_guard.py::_trial_load",
-    "workers/evaluation/sandbox/runner.py::_prepare",
-    "workers/evaluation/sandbox/runner.py::_run_candidate",
     "tests/test_deploy_config.py",
 }
 
