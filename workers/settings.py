@@ -53,6 +53,7 @@ BRANCHES: dict[str, tuple[str, type]] = {
 DEPRECATED: dict[str, str] = {"QMIND_VQE_ENGINE": "QMIND_ENGINE"}
 """Old variable -> the one that replaced it (read for one more release, with a warning)."""
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_LOGGED: set[str] = set()
 
 
 def knob_names() -> dict[str, str]:
@@ -98,7 +99,9 @@ def _current(environ: Mapping[str, str] | None) -> dict[str, str]:
             env[new] = value
             message = f"{old} is deprecated: set {new} instead (read for one more release)"
         warnings.warn(message, DeprecationWarning, stacklevel=3)
-        log.warning("%s", message)
+        if message not in _LOGGED:  # once per process, not once per task
+            _LOGGED.add(message)
+            log.warning("%s", message)
     return env
 
 
