@@ -18,7 +18,7 @@ from .base import Candidate, GenerationBatch, PromptRequest, candidate_seed
 from .config import GeneratorConfig
 from .errors import GenerationError
 from .extract import extract_code
-from .models import UnknownModelError, resolve
+from .models import ModelSpec, UnknownModelError, resolve
 from .prompts import SYSTEM_PROMPT, chat_text, render_prompt
 
 _DTYPES = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32"}
@@ -49,6 +49,15 @@ def adapter_rank(path: str) -> int:
     return max(ranks)
 
 
+def model_and_adapter(config: GeneratorConfig) -> tuple[str, ModelSpec | None, str | None]:
+    """(model path, its model-table entry, adapter folder) of a generator's settings, each checked."""
+    try:
+        model_path, spec = resolve(config.model)
+    except UnknownModelError as exc:
+        raise GenerationError(str(exc)) from exc
+    return model_path, spec, str(check_adapter_dir(config.adapter)) if config.adapter else None
+
+
 class TransformersGenerator:
     """Generator protocol on transformers; ``load()`` happens on the first ``generate``."""
 
@@ -56,11 +65,7 @@ class TransformersGenerator:
 
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
-        try:
-            self.model_path, self.spec = resolve(config.model)
-        except UnknownModelError as exc:
-            raise GenerationError(str(exc)) from exc
-        self.adapter_path = str(check_adapter_dir(config.adapter)) if config.adapter else None
+        self.model_path, self.spec, self.adapter_path = model_and_adapter(config)
         self.model = self.tokenizer = self._decoder = None
         self.device = None
         self.load_seconds = 0.0

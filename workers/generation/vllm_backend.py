@@ -39,7 +39,7 @@ from .base import Candidate, GenerationBatch, PromptRequest, candidate_seed
 from .config import GeneratorConfig
 from .errors import GenerationError
 from .extract import extract_code
-from .hf_backend import adapter_rank, check_adapter_dir
+from .hf_backend import adapter_rank, check_adapter_dir, model_and_adapter
 from .models import UnknownModelError, resolve
 from .prompts import SYSTEM_PROMPT, chat_messages, chat_text, render_prompt
 from .stopping import engine_stops, settle
@@ -201,11 +201,7 @@ class VLLMGenerator:
 
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
-        try:
-            self.model_path, self.spec = resolve(config.model)
-        except UnknownModelError as exc:
-            raise GenerationError(str(exc)) from exc
-        self.adapter_path = str(check_adapter_dir(config.adapter)) if config.adapter else None
+        self.model_path, self.spec, self.adapter_path = model_and_adapter(config)
         self.llm = None
         self.lora_request = None
         self._lora_enabled = False
