@@ -21,18 +21,18 @@ import concurrent.futures
 import json
 import random
 import re
-import secrets
 import statistics
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from db import writes
 from db.migrate import upgrade_database
 from db.queries import best_evaluations
+from benchmarks.pg import fresh_pg
 from db.session import make_engine, session_scope
 from workers.records import columns
 
@@ -71,20 +71,7 @@ def payload(rng: random.Random, i: int) -> dict:
 def fresh_database(backend: str, pg_url: str, workdir: pathlib.Path):
     if backend == "sqlite":
         return f"sqlite:///{workdir / 'bench.db'}", lambda: None
-    import psycopg
-
-    base = make_url(pg_url)
-    name = f"qmind_bench_{secrets.token_hex(4)}"
-    admin = dict(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
-                 password=base.password, dbname="postgres", autocommit=True)
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(**admin) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
+    return fresh_pg(pg_url)
 
 
 def timed(fn, *, repeat: int) -> dict:
@@ -99,40 +86,14 @@ def timed(fn, *, repeat: int) -> dict:
 
 
 def bench_backend(backend: str, rows: int, pg_url: str, repeat: int, writers: int) -> dict:
-    from workers.evaluation.goals import get_goal
-
     rng = random.Random(1234)
     with tempfile.TemporaryDirectory() as tmp:
         url, drop = fresh_database(backend, pg_url, pathlib.Path(tmp))
         engine = make_engine(url)
         try:
             upgrade_database(engine)
-            with session_scope(engine) as s:
-                goal_ids = []
-                for name in GOALS:
-                    g = get_goal(name)
-                    goal_ids.append(writes.upsert_goal(s, g.to_spec(), spec_hash=g.spec_hash,
-                                                       exact_energy=g.exact_energy))
-                models = [writes.upsert_model_version(s, name=n, base_model="Qwen/Qwen2.5-Coder-7B-Instruct",
-                                                      adapter_sha256=h) for n, h in (("base", ""), ("sft1", "a" * 64))]
-                runs = [writes.create_run(s, goal_names=GOALS, generator="vllm", model_version_id=models[r % 2])
-                        for r in range(5)]
-            # candidates: one per evaluation, 3 per batch; code repeats across runs now and then
-            codes = [f"# candidate {i}\ndef create_ansatz(n):\n    return {i}\n" for i in range(rows)]
-            t = time.perf_counter()
-            per_batch = 3
-            for start in range(0, rows, per_batch * 300):
-                with session_scope(engine) as s:
-                    for b in range(start, min(rows, start + per_batch * 300), per_batch):
-                        k = b // per_batch
-                        writes.record_batch(
-                            s, run_id=runs[k % len(runs)], goal_id=goal_ids[k % len(goal_ids)],
-                            iteration=k // 1000, prompt_index=k % 1000, model_version_id=models[k % 2],
-                            batch={"generator": "vllm", "prompt": "p", "candidates": [
-                                {"temperature": (0.5, 0.7, 0.9)[j], "raw": codes[b + j], "code": codes[b + j]}
-                                for j in range(min(per_batch, rows - b))]})
-            candidate_seconds = time.perf_counter() - t
-            items = [(writes.EvaluationKey(writes.code_sha256(codes[i]), goal_ids[(i // per_batch) % len(goal_ids)],
+            goal_ids, codes, candidate_seconds = _store_candidates(engine, rows)
+            items = [(writes.EvaluationKey(writes.code_sha256(codes[i]), goal_ids[(i // PER_BATCH) % len(goal_ids)],
                                            "bench"), payload(rng, i)) for i in range(rows)]
             def ingest(chunk) -> None:
                 with session_scope(engine) as s:
@@ -151,32 +112,66 @@ def bench_backend(backend: str, rows: int, pg_url: str, repeat: int, writers: in
             ingest_seconds = single_seconds + multi_seconds
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT COUNT(*) FROM evaluations")).scalar_one()
-                if backend == "postgresql":
-                    conn.execute(text("ANALYZE"))
-                else:
-                    conn.execute(text("ANALYZE"))
+                conn.execute(text("ANALYZE"))
                 conn.commit()
-            queries = {}
-            ro = make_engine(url, read_only=True)
-            for name, sql in sql_examples().items():
-                def run(sql=sql):
-                    with ro.connect() as conn:
-                        conn.exec_driver_sql(sql.replace("%", "%%") if backend == "postgresql" else sql).fetchall()
-                queries[name] = timed(run, repeat=repeat)
-
-            def history():
-                with session_scope(ro) as s:
-                    best_evaluations(s, "tfim-6", top=10)
-            queries["qmind-history-top10"] = timed(history, repeat=repeat)
-            ro.dispose()
             return {"backend": backend, "rows": stored, "candidates_seconds": round(candidate_seconds, 2),
                     "ingest_seconds": round(ingest_seconds, 3), "ingest_rows_per_s": round(rows / ingest_seconds),
                     "ingest_rows_per_s_one_writer": round(half / single_seconds),
                     f"ingest_rows_per_s_{writers}_writers": round((rows - half) / multi_seconds),
-                    "queries": queries}
+                    "queries": _time_queries(url, backend, repeat)}
         finally:
             engine.dispose()
             drop()
+
+
+PER_BATCH = 3
+
+
+def _store_candidates(engine, rows: int) -> tuple[list[int], list[str], float]:
+    """Goals, model versions, runs and one candidate per evaluation to come, 3 per batch: (goal ids, codes,
+    seconds the candidates took)."""
+    from workers.evaluation.goals import get_goal
+
+    with session_scope(engine) as s:
+        goal_ids = []
+        for name in GOALS:
+            g = get_goal(name)
+            goal_ids.append(writes.upsert_goal(s, g.to_spec(), spec_hash=g.spec_hash, exact_energy=g.exact_energy))
+        models = [writes.upsert_model_version(s, name=n, base_model="Qwen/Qwen2.5-Coder-7B-Instruct",
+                                              adapter_sha256=h) for n, h in (("base", ""), ("sft1", "a" * 64))]
+        runs = [writes.create_run(s, goal_names=GOALS, generator="vllm", model_version_id=models[r % 2])
+                for r in range(5)]
+    codes = [f"# candidate {i}\ndef create_ansatz(n):\n    return {i}\n" for i in range(rows)]
+    t = time.perf_counter()
+    for start in range(0, rows, PER_BATCH * 300):
+        with session_scope(engine) as s:
+            for b in range(start, min(rows, start + PER_BATCH * 300), PER_BATCH):
+                k = b // PER_BATCH
+                writes.record_batch(
+                    s, run_id=runs[k % len(runs)], goal_id=goal_ids[k % len(goal_ids)],
+                    iteration=k // 1000, prompt_index=k % 1000, model_version_id=models[k % 2],
+                    batch={"generator": "vllm", "prompt": "p", "candidates": [
+                        {"temperature": (0.5, 0.7, 0.9)[j], "raw": codes[b + j], "code": codes[b + j]}
+                        for j in range(min(PER_BATCH, rows - b))]})
+    return goal_ids, codes, time.perf_counter() - t
+
+
+def _time_queries(url: str, backend: str, repeat: int) -> dict:
+    """Median times of the documented SQL examples and of ``qmind history --top 10``, read-only."""
+    queries = {}
+    ro = make_engine(url, read_only=True)
+    for name, sql in sql_examples().items():
+        def run(sql=sql):
+            with ro.connect() as conn:
+                conn.exec_driver_sql(sql.replace("%", "%%") if backend == "postgresql" else sql).fetchall()
+        queries[name] = timed(run, repeat=repeat)
+
+    def history():
+        with session_scope(ro) as s:
+            best_evaluations(s, "tfim-6", top=10)
+    queries["qmind-history-top10"] = timed(history, repeat=repeat)
+    ro.dispose()
+    return queries
 
 
 def main(argv=None) -> int:
