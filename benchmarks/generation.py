@@ -177,7 +177,7 @@ def profile(decoder, ids, mask, spec, eos, title) -> None:
     print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60), flush=True)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="small config on CPU (checks the script)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -194,8 +194,74 @@ def main() -> None:
     parser.add_argument("--bandwidth", type=float, default=None, help="HBM bytes/s (default by GPU name)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true", help="first check graph == generate on a tiny fp32 model")
-    args = parser.parse_args()
+    return parser
 
+
+class _Results(list):
+    """Measured rows, each printed as it comes, with its roofline (bytes one decode step must read)."""
+
+    def __init__(self, *, weight_bytes, lora_bytes, config, new_tokens, dtype, bandwidth) -> None:
+        super().__init__()
+        self.weight_bytes, self.lora_bytes, self.config = weight_bytes, lora_bytes, config
+        self.new_tokens, self.dtype, self.bandwidth = new_tokens, dtype, bandwidth
+
+    def record(self, engine, merged, rows, seconds, mean_prompt, first_call=None) -> None:
+        tokens = rows * self.new_tokens
+        roof, step_bytes = roofline(weight_bytes=self.weight_bytes, lora_bytes=0 if merged else self.lora_bytes,
+                                    config=self.config, rows=rows, mean_prompt=mean_prompt,
+                                    new_tokens=self.new_tokens, kv_elem=torch.finfo(self.dtype).bits // 8,
+                                    bandwidth=self.bandwidth)
+        res = {"engine": engine, "lora": "merged" if merged else "unmerged", "rows": rows, "tokens": tokens,
+               "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
+               "roofline_tok_per_s": round(roof, 1), "pct_roofline": round(100 * tokens / seconds / roof, 1),
+               "step_bytes_GB": round(step_bytes / 1e9, 3),
+               "first_call_s": None if first_call is None else round(first_call, 2)}
+        self.append(res)
+        print(f"{engine:14s} {res['lora']:9s} rows={rows:3d}  {res['tok_per_s']:9.1f} tok/s   roofline "
+              f"{res['roofline_tok_per_s']:9.1f} tok/s   {res['pct_roofline']:5.1f}%   ({seconds:.2f}s"
+              + (f"; first call {first_call:.1f}s)" if first_call is not None else ")"), flush=True)
+
+
+def _separate(model, device, config, prompt_tokens, new_tokens, eos, seed) -> float:
+    """(a): three plain ``generate`` calls, one per temperature, one row each; seconds (after a warm-up)."""
+    ids, mask = prompts(1, prompt_tokens, config["vocab_size"], spread=0, seed=seed)
+    ids, mask = ids.to(device), mask.to(device)
+    with torch.inference_mode():
+        model.generate(input_ids=ids, attention_mask=mask, do_sample=True, max_new_tokens=8, min_new_tokens=8,
+                       pad_token_id=0, eos_token_id=eos)
+        sync(device)
+        start = time.perf_counter()
+        for t in TEMPERATURES:
+            model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=t, top_k=50,
+                           top_p=0.9, repetition_penalty=1.1, max_new_tokens=new_tokens,
+                           min_new_tokens=new_tokens, pad_token_id=0, eos_token_id=eos)
+        sync(device)
+    return time.perf_counter() - start
+
+
+def _batched(model, engine, ids, mask, spec, eos, *, cuda, profile_title=None):
+    """(stats, seconds of the first call or None) of one batched engine; None for an engine not run here."""
+    if engine == "generate":
+        warm = SamplingSpec(**{**spec.__dict__, "max_new_tokens": 8, "min_new_tokens": 8})
+        generate_ids(model, ids, mask, warm, eos_ids=eos, pad_token_id=0)
+        return generate_ids(model, ids, mask, spec, eos_ids=eos, pad_token_id=0)[1], None
+    if engine not in ("graph", "graph-sdpa", "graph+compile") or (not cuda and engine == "graph+compile"):
+        return None
+    decoder = GraphDecoder(model, None, compile=engine == "graph+compile", gqa_attention=engine != "graph-sdpa")
+    if profile_title:
+        profile(decoder, ids, mask, spec, eos, profile_title)
+    t_first = time.perf_counter()
+    decoder.decode_ids(ids, mask, spec, eos_ids=eos)  # capture (and compile)
+    first = time.perf_counter() - t_first
+    _, stats = decoder.decode_ids(ids, mask, spec, eos_ids=eos)
+    del decoder
+    if cuda:
+        torch.cuda.empty_cache()
+    return stats, first
+
+
+def main() -> None:
+    args = _parser().parse_args()
     cuda = torch.cuda.is_available() and not args.tiny
     device = torch.device("cuda" if cuda else "cpu")
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -223,81 +289,32 @@ def main() -> None:
     sync(device)
     print(f"model built in {time.perf_counter() - t0:.1f}s: {weight_bytes / 1e9:.2f} GB weights, LoRA r={args.rank} "
           f"({impl}) {lora_bytes / 1e6:.1f} MB", flush=True)
-
-    results = []
-
-    def record(engine, merged, rows, seconds, mean_prompt, first_call=None):
-        tokens = rows * new_tokens
-        roof, step_bytes = roofline(weight_bytes=weight_bytes, lora_bytes=0 if merged else lora_bytes, config=config,
-                                    rows=rows, mean_prompt=mean_prompt, new_tokens=new_tokens,
-                                    kv_elem=torch.finfo(dtype).bits // 8, bandwidth=bandwidth)
-        res = {"engine": engine, "lora": "merged" if merged else "unmerged", "rows": rows, "tokens": tokens,
-               "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
-               "roofline_tok_per_s": round(roof, 1), "pct_roofline": round(100 * tokens / seconds / roof, 1),
-               "step_bytes_GB": round(step_bytes / 1e9, 3),
-               "first_call_s": None if first_call is None else round(first_call, 2)}
-        results.append(res)
-        print(f"{engine:14s} {res['lora']:9s} rows={rows:3d}  {res['tok_per_s']:9.1f} tok/s   roofline "
-              f"{res['roofline_tok_per_s']:9.1f} tok/s   {res['pct_roofline']:5.1f}%   ({seconds:.2f}s"
-              + (f"; first call {first_call:.1f}s)" if first_call is not None else ")"), flush=True)
-
-    def spec_for(rows):
-        temps = [TEMPERATURES[i % 3] for i in range(rows)]
-        return SamplingSpec(temperatures=temps, seeds=list(range(rows)), top_k=50, top_p=0.9, repetition_penalty=1.1,
-                            max_new_tokens=new_tokens, min_new_tokens=new_tokens, stop=())
-
+    results = _Results(weight_bytes=weight_bytes, lora_bytes=lora_bytes, config=config, new_tokens=new_tokens,
+                       dtype=dtype, bandwidth=bandwidth)
     eos = [config["vocab_size"] - 1]
-    modes = [m == "merged" for m in args.lora_modes]
-    for merged in sorted(set(modes)):
+    for merged in sorted({m == "merged" for m in args.lora_modes}):
         if merged:
             model = merge_lora(model, impl)
             sync(device)
         if "separate" in engines and not merged:  # (a): the reference measurement, plain generate per temperature
-            ids, mask = prompts(1, prompt_tokens, config["vocab_size"], spread=0, seed=args.seed)
-            ids, mask = ids.to(device), mask.to(device)
-            with torch.inference_mode():
-                model.generate(input_ids=ids, attention_mask=mask, do_sample=True, max_new_tokens=8, min_new_tokens=8,
-                               pad_token_id=0, eos_token_id=eos)
-                sync(device)
-                start = time.perf_counter()
-                for t in TEMPERATURES:
-                    model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=t, top_k=50,
-                                   top_p=0.9, repetition_penalty=1.1, max_new_tokens=new_tokens,
-                                   min_new_tokens=new_tokens, pad_token_id=0, eos_token_id=eos)
-                sync(device)
-            record("separate x3", merged, 3, time.perf_counter() - start, prompt_tokens)
+            seconds = _separate(model, device, config, prompt_tokens, new_tokens, eos, args.seed)
+            results.record("separate x3", merged, 3, seconds, prompt_tokens)
         for num in args.prompts:
             rows = 3 * num
             ids, mask = prompts(num, prompt_tokens, config["vocab_size"], spread=16, seed=args.seed + num)
             ids, mask = ids.repeat_interleave(3, 0), mask.repeat_interleave(3, 0)
-            mean_prompt = float(mask.sum()) / rows
-            spec = spec_for(rows)
+            spec = SamplingSpec(temperatures=[TEMPERATURES[i % 3] for i in range(rows)], seeds=list(range(rows)),
+                                top_k=50, top_p=0.9, repetition_penalty=1.1, max_new_tokens=new_tokens,
+                                min_new_tokens=new_tokens, stop=())
             for engine in engines:
-                first = None
-                if engine == "generate":
-                    warm = SamplingSpec(**{**spec.__dict__, "max_new_tokens": 8, "min_new_tokens": 8})
-                    generate_ids(model, ids, mask, warm, eos_ids=eos, pad_token_id=0)
-                    _, stats = generate_ids(model, ids, mask, spec, eos_ids=eos, pad_token_id=0)
-                elif engine in ("graph", "graph-sdpa", "graph+compile"):
-                    if not cuda and engine == "graph+compile":
-                        continue
-                    decoder = GraphDecoder(model, None, compile=engine == "graph+compile",
-                                           gqa_attention=engine != "graph-sdpa")
-                    if args.profile:
-                        profile(decoder, ids, mask, spec, eos, f"{engine} rows={rows} merged={merged}")
-                    t_first = time.perf_counter()
-                    decoder.decode_ids(ids, mask, spec, eos_ids=eos)  # capture (and compile)
-                    first = time.perf_counter() - t_first
-                    _, stats = decoder.decode_ids(ids, mask, spec, eos_ids=eos)
-                    del decoder
-                    if cuda:
-                        torch.cuda.empty_cache()
-                else:
-                    continue
-                assert stats.steps == new_tokens, stats
-                record(engine, merged, rows, stats.seconds, mean_prompt, first)
+                title = f"{engine} rows={rows} merged={merged}" if args.profile else None
+                measured = _batched(model, engine, ids, mask, spec, eos, cuda=cuda, profile_title=title)
+                if measured is not None:
+                    stats, first = measured
+                    assert stats.steps == new_tokens, stats
+                    results.record(engine, merged, rows, stats.seconds, float(mask.sum()) / rows, first)
     summary = {**header, "lora_impl": impl, "lora_rank": args.rank, "weight_GB": round(weight_bytes / 1e9, 3),
-               "lora_MB": round(lora_bytes / 1e6, 2), "results": results}
+               "lora_MB": round(lora_bytes / 1e6, 2), "results": list(results)}
     if args.json:
         print(json.dumps(summary))
 
