@@ -176,6 +176,27 @@ def matmul_parameters(model: nn.Module) -> int:
     return total
 
 
+def _train_steps(model, trainable, optimizer, ids, device, *, warmup: int, steps: int):
+    """``warmup`` unmeasured then ``steps`` measured training steps: (seconds per step, losses)."""
+    times, losses = [], []
+    for step in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= warmup:
+            times.append(time.perf_counter() - t)
+            losses.append(float(loss.detach()))
+    return times, losses
+
+
 def run_mode(mode: str, args, device: torch.device) -> dict:
     shape = TINY if args.tiny else QWEN7B
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
@@ -193,31 +214,14 @@ def run_mode(mode: str, args, device: torch.device) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=2e-4, weight_decay=0.01, fused=device.type == "cuda")
     build_s = time.perf_counter() - started
-    if (
-        device.type == "cuda"
-    ):  # measure training alone (building the bf16 model before quantising peaks higher)
+    if device.type == "cuda":  # measure training alone (building the bf16 model before quantising peaks higher)
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         resident = torch.cuda.memory_allocated()
     gen = torch.Generator(device="cpu").manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (args.batch, args.seq), generator=gen).to(device)
-    times, losses = [], []
-    for step in range(args.warmup + args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if step >= args.warmup:
-            times.append(time.perf_counter() - t)
-            losses.append(float(loss.detach()))
+    times, losses = _train_steps(model, trainable, optimizer, ids, device, warmup=args.warmup, steps=args.steps)
     tokens = args.batch * args.seq
     step_s = sum(times) / len(times)
     tokens_per_s = tokens / step_s
@@ -300,11 +304,17 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: dict) -> None:
+    """The report as text, one block per mode."""
     print(
-        f"GPU: {gpu} | torch {torch.__version__} | transformers {transformers.__version__} | "
+        f"GPU: {report['gpu']} | torch {report['torch']} | transformers {report['transformers']} | "
         f"{report['shape']}"
     )
-    for r in results:
+    for r in report["results"]:
         mem = (
             f"{r['peak_memory_gib']:.1f} GiB (weights + LoRA + optimizer before the first step: "
             f"{r['model_memory_gib']:.1f} GiB)"
@@ -328,9 +338,8 @@ def main(argv=None) -> int:
             f"  with attention (+{r['flops_per_token_attention'] / 1e9:.2f} GFLOP/token): "
             f"{r['roofline_tokens_per_s_6n_attention']:,.0f} tokens/s -> MFU {r['mfu_6n_attention']:.1%}"
         )
-    for mode, why in skipped.items():
+    for mode, why in report["skipped"].items():
         print(f"\n[{mode}] skipped: {why}")
-    return 0
 
 
 if __name__ == "__main__":
