@@ -97,13 +97,21 @@ def test_rows_of_one_generate_call_stop_each_at_their_own_effective_stop(tiny_ch
     rows = [finish_row(g, tok, stop=spec.stop, eos_ids=eos + [tok.pad_token_id]) for g in generated]
     assert [r.text for r in rows[:3]] == ["```python\n" + SAMPLE_CODE, "```python\n" + HEIS_CODE,
                                           "```\n" + XY_CODE]
-    assert [r.finish_reason for r in rows[:3]] == ["stop"] * 3 and rows[3].finish_reason != "stop"
+    assert [r.finish_reason for r in rows[:3]] == ["stop"] * 3
+    # the untaught row writes whatever the tiny model samples; it ends by its own rule, not by the others' stops:
+    # either at one of its own stop strings or at max_new_tokens
+    untaught_row = rows[3]
+    assert untaught_row.text not in {r.text for r in rows[:3]}
+    if untaught_row.finish_reason == "stop":
+        assert tok.decode(generated[3][:untaught_row.tokens]).endswith(spec.stop)
+    else:
+        assert untaught_row.tokens == spec.max_new_tokens
     for row, ids in zip(rows[:3], generated[:3]):
         stop_token = row.tokens - 1  # the token that completed the closing fence
         assert tok.decode(ids[:row.tokens]).endswith("```\n") and not tok.decode(ids[:stop_token]).endswith("```\n")
         assert set(ids[row.tokens:]) <= {tok.pad_token_id}  # this row stopped there; the batch went on
     assert len({r.tokens for r in rows[:3]}) == 3  # three different stopping points in one call
-    assert max(r.tokens for r in rows[:3]) < len(generated[0])  # the untaught row kept the call going
+    assert min(r.tokens for r in rows[:3]) < len(generated[0])  # the call went on after its first row stopped
     decoded, _ = GraphDecoder(gen.model, tok, cuda_graph=False, check_every=8).decode(texts, spec, eos_ids=eos)
     assert decoded == rows  # the graph engine's host check stops the same rows at the same tokens
 
@@ -159,10 +167,9 @@ def test_the_static_cache_engine_decodes_exactly_what_generate_decodes(tiny_chec
     decoded, stats = GraphDecoder(gen.model, tok, cuda_graph=False, check_every=8).decode(texts, spec, eos_ids=eos)
     assert decoded == reference
     assert stats.engine == "static" and stats.rows == 6
-    # rows of one call end in different ways and at different steps (the hard case for a static cache); which
-    # ways depends on what the tiny random model samples, so only that they differ is required
-    assert len({r.finish_reason for r in decoded}) >= 2, [r.finish_reason for r in decoded]
-    assert len({r.tokens for r in decoded}) >= 2
+    # rows of one call end at different steps (the hard case for a static cache); whether they also end in
+    # different ways depends on what the tiny random model samples, so only the steps are required to differ
+    assert len({r.tokens for r in decoded}) >= 2, [(r.finish_reason, r.tokens) for r in decoded]
 
 
 def test_the_adapter_is_applied_and_merging_it_changes_nothing(tiny_checkpoint):
