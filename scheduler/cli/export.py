@@ -5,6 +5,9 @@ FILE.meta.json).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 import pathlib
 from collections.abc import Iterator
 from typing import NoReturn
@@ -118,22 +121,53 @@ def _report(result, as_json: bool) -> None:
     console.print(table)
 
 
-_common = dict(
-    url=typer.Option(None, "--url", help=URL_HELP),
-    fmt=typer.Option(None, "--format", help="jsonl or parquet (default: from the file extension)."),
-    goals=typer.Option(None, "--goals", help="Comma-separated goal names to keep (default: all)."),
-    runs=typer.Option(None, "--runs", help="Comma-separated run ids to keep (default: all)."),
-    model_versions=typer.Option(None, "--model-versions", help="Comma-separated model-version names or ids."),
-    scorer_version=typer.Option(
-        "",
-        "--scorer-version",
-        help="Evaluations of this scorer version (default: the current one; 'all': each candidate's latest).",
-    ),
-    as_json=typer.Option(False, "--json", help="Print one JSON object."),
-)
+@dataclasses.dataclass(frozen=True)
+class StoreOptions:
+    """What every export reads: the store, the output format, the filters, and how to print."""
+
+    url: str | None
+    fmt: str | None
+    goals: str | None
+    runs: str | None
+    model_versions: str | None
+    scorer_version: str
+    as_json: bool
+
+    def filters(self):
+        return _filters(self.goals, self.runs, self.model_versions, self.scorer_version, self.as_json)
+
+
+_STORE_OPTIONS = {
+    "url": (str, typer.Option(None, "--url", help=URL_HELP)),
+    "fmt": (str, typer.Option(None, "--format", help="jsonl or parquet (default: from the file extension).")),
+    "goals": (str, typer.Option(None, "--goals", help="Comma-separated goal names to keep (default: all).")),
+    "runs": (str, typer.Option(None, "--runs", help="Comma-separated run ids to keep (default: all).")),
+    "model_versions": (str, typer.Option(None, "--model-versions",
+                                         help="Comma-separated model-version names or ids.")),
+    "scorer_version": (str, typer.Option(
+        "", "--scorer-version",
+        help="Evaluations of this scorer version (default: the current one; 'all': each candidate's latest).")),
+    "as_json": (bool, typer.Option(False, "--json", help="Print one JSON object.")),
+}
+
+
+def with_store_options(command):
+    """Declare the store options once: ``command`` gets them (after its own) as one ``store: StoreOptions``."""
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "store"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+             for name, (kind, option) in _STORE_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def run(**kwargs):
+        store = StoreOptions(**{name: kwargs.pop(name) for name in _STORE_OPTIONS})
+        return command(**kwargs, store=store)
+
+    run.__signature__ = inspect.Signature([*own, *added])
+    return run
 
 
 @export_app.command("sft")
+@with_store_options
 def export_sft_cmd(
     out: pathlib.Path = typer.Option(..., "--out", "-o", help=OUT_HELP),
     max_error: float = typer.Option(
@@ -152,19 +186,13 @@ def export_sft_cmd(
         "--prompt-source",
         help="stored (the prompt the loop asked) or goal (re-rendered, empty CONTEXT).",
     ),
-    url: str = _common["url"],
-    fmt: str = _common["fmt"],
-    goals: str = _common["goals"],
-    runs: str = _common["runs"],
-    model_versions: str = _common["model_versions"],
-    scorer_version: str = _common["scorer_version"],
-    as_json: bool = _common["as_json"],
+    store: StoreOptions = None,
 ) -> None:
     """(prompt, verified completion) pairs in chat format for SFT, split by goal."""
     from training.export import export_sft
     from training.store_rows import SFTQuality
 
-    filters = _filters(goals, runs, model_versions, scorer_version, as_json)
+    filters, url, as_json = store.filters(), store.url, store.as_json
     with training_errors(url, as_json=as_json):
         result = export_sft(
             _engine(url),
@@ -175,12 +203,13 @@ def export_sft_cmd(
             eval_goals=split_list(eval_goals),
             seed=seed,
             prompt_source=prompt_source,
-            fmt=fmt,
+            fmt=store.fmt,
         )
     _report(result, as_json)
 
 
 @export_app.command("grpo")
+@with_store_options
 def export_grpo_cmd(
     out: pathlib.Path = typer.Option(..., "--out", "-o", help=OUT_HELP),
     fresh_prompts: bool = typer.Option(
@@ -194,18 +223,12 @@ def export_grpo_cmd(
     no_store: bool = typer.Option(
         False, "--no-store", help="Do not read a store (needs --fresh-prompts --goals)."
     ),
-    url: str = _common["url"],
-    fmt: str = _common["fmt"],
-    goals: str = _common["goals"],
-    runs: str = _common["runs"],
-    model_versions: str = _common["model_versions"],
-    scorer_version: str = _common["scorer_version"],
-    as_json: bool = _common["as_json"],
+    store: StoreOptions = None,
 ) -> None:
     """Conversational prompt rows with the goal's columns, for GRPOTrainer's reward functions."""
     from training.export import export_grpo
 
-    filters = _filters(goals, runs, model_versions, scorer_version, as_json)
+    filters, url, as_json = store.filters(), store.url, store.as_json
     if no_store and not (fresh_prompts and filters.goals):
         usage_error(
             "--no-store needs --fresh-prompts and --goals (there are no stored prompts to read)",
@@ -219,26 +242,21 @@ def export_grpo_cmd(
             fresh_prompts=fresh_prompts,
             repeat=repeat,
             max_per_goal=max_per_goal,
-            fmt=fmt,
+            fmt=store.fmt,
         )
     _report(result, as_json)
 
 
 @export_app.command("rewards")
+@with_store_options
 def export_rewards_cmd(
     out: pathlib.Path = typer.Option(..., "--out", "-o", help=OUT_HELP),
-    url: str = _common["url"],
-    fmt: str = _common["fmt"],
-    goals: str = _common["goals"],
-    runs: str = _common["runs"],
-    model_versions: str = _common["model_versions"],
-    scorer_version: str = _common["scorer_version"],
-    as_json: bool = _common["as_json"],
+    store: StoreOptions = None,
 ) -> None:
     """(prompt, completion, reward components, model version, temperature) for every judged candidate."""
     from training.export import export_rewards
 
-    filters = _filters(goals, runs, model_versions, scorer_version, as_json)
+    filters, url, as_json = store.filters(), store.url, store.as_json
     with training_errors(url, as_json=as_json):
-        result = export_rewards(_engine(url), out, filters=filters, fmt=fmt)
+        result = export_rewards(_engine(url), out, filters=filters, fmt=store.fmt)
     _report(result, as_json)
