@@ -82,10 +82,17 @@ def store_examples(engine, goal_names: list[str], limit: int) -> list[Example]:
 
 
 def chat_pair(tokenizer, example: Example) -> tuple[str, str]:
-    """(model input up to the assistant turn, the assistant turn and end of turn) through the chat template."""
+    """(model input up to the assistant turn, the rest of the conversation) as the chat template renders the SFT
+    export's row for this pair: the completion is the assistant turn with its end of turn (``<|im_end|>\n`` in
+    ChatML), the very text SFT's loss covers (``training.sft.as_prompt_completion``)."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": example.prompt}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return prompt, example.completion + tokenizer.eos_token
+    full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": example.completion}],
+                                         tokenize=False)
+    if not full.startswith(prompt):
+        raise TrainingError("the chat template renders the prompt differently inside the conversation; the base "
+                            "corpus needs a template whose generation prompt is a prefix of the rendered answer")
+    return prompt, full[len(prompt):]
 
 
 def describe(examples: list[Example]) -> dict:

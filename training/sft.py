@@ -1,7 +1,9 @@
 """``qmind train sft``: supervised fine-tuning on a ``qmind export sft`` file with the seed's QLoRA
 configuration.
 
-The trainer is TRL's SFTTrainer on the conversational ``messages`` column; the ``split`` column separates
+The trainer is TRL's SFTTrainer on the export's conversational ``messages``, handed to it as prompt (every turn
+before the answer) and completion (the assistant turn), so that by default the loss covers the assistant turn
+only, exactly the tokens ``qmind train base`` trains on (``as_prompt_completion``); the ``split`` column separates
 train and eval rows (goals never straddle the split). The adapter, its tokenizer and config.yaml go to the
 next free ``models/checkpoints/quantum-mind-vN``; trainer checkpoints (every ``save_steps``) go to
 ``models/trainer/...``.
@@ -47,6 +49,26 @@ def load_training_data(path: str | pathlib.Path, *, kind: str):
             f"{path} is a '{meta.get('kind')}' export; this trainer needs `qmind export {kind}`"
         )
     return load_rows(path), meta
+
+
+def as_prompt_completion(dataset, *, source: str = "the export"):
+    """``messages`` rows as TRL's conversational prompt/completion rows: the completion is the last turn (the
+    assistant's answer), the prompt every turn before it.
+
+    TRL renders both through the chat template and marks the completion's tokens (``completion_mask``); with
+    ``completion_only_loss`` only they carry a loss. Left as ``messages``, TRL trains on the whole conversation
+    (system prompt and user prompt included), and its ``assistant_only_loss`` needs ``{% generation %}`` markers
+    that neither Qwen2.5's chat template nor this project's have (issue 13: SFT's first loss 5.9 against the base's
+    0.012 was the loss on prompt tokens the base never learned to predict)."""
+    bad = [i for i, r in enumerate(dataset["messages"]) if len(r) < 2 or r[-1].get("role") != "assistant"]
+    if bad:
+        raise TrainingError(
+            f"rows {bad[:5]} of {source} do not end with an assistant turn; every SFT row must be system/user "
+            f"turns followed by the assistant's answer (what `qmind export sft` writes)"
+        )
+    return dataset.map(
+        lambda r: {"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}, remove_columns=["messages"]
+    )
 
 
 def data_record(path: str | pathlib.Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +143,23 @@ def finish(
     return TrainResult(str(path), reservation.version, config, model_version_id)
 
 
+def sft_trainer(loaded: LoadedModel, settings: SFTSettings, train, evaluation, *, output_dir: str, callbacks=()):
+    """TRL's SFTTrainer over prompt/completion rows (``as_prompt_completion``) with the settings' arguments."""
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        **trl_sft_kwargs(settings, output_dir=output_dir, has_eval=len(evaluation) > 0, on_cpu=loaded.device == "cpu")
+    )
+    return SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation if len(evaluation) else None,
+        processing_class=loaded.tokenizer,
+        callbacks=list(callbacks),
+    )
+
+
 def train_sft(
     data: str | pathlib.Path,
     *,
@@ -137,8 +176,10 @@ def train_sft(
     for column in ("messages", "split"):
         if column not in dataset.column_names:
             raise TrainingError(f"{data} has no '{column}' column; expected a `qmind export sft` file")
-    train = dataset.filter(lambda r: r["split"] == "train").select_columns(["messages"])
-    evaluation = dataset.filter(lambda r: r["split"] == "eval").select_columns(["messages"])
+    train = as_prompt_completion(dataset.filter(lambda r: r["split"] == "train").select_columns(["messages"]),
+                                 source=str(data))
+    evaluation = as_prompt_completion(dataset.filter(lambda r: r["split"] == "eval").select_columns(["messages"]),
+                                      source=str(data))
     if len(train) == 0:
         raise TrainingError(f"{data} has no train rows (all {len(dataset)} rows are in the eval split)")
     backend = choose_backend(settings.backend, load_in_4bit=settings.load_in_4bit, adapter=adapter)
@@ -152,8 +193,6 @@ def train_sft(
             max_seq_length=settings.max_seq_length,
             adapter=adapter,
         )
-        from trl import SFTConfig, SFTTrainer
-
         log.info(
             "SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s",
             reservation.version,
@@ -164,24 +203,11 @@ def train_sft(
             len(evaluation),
             data,
         )
-
-        output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
-        args = SFTConfig(
-            **trl_sft_kwargs(
-                settings, output_dir=output_dir, has_eval=len(evaluation) > 0, on_cpu=loaded.device == "cpu"
-            )
-        )
         from .throughput import ThroughputCallback
 
+        output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
         speed = ThroughputCallback()
-        trainer = SFTTrainer(
-            model=loaded.model,
-            args=args,
-            train_dataset=train,
-            eval_dataset=evaluation if len(evaluation) else None,
-            processing_class=loaded.tokenizer,
-            callbacks=[speed],
-        )
+        trainer = sft_trainer(loaded, settings, train, evaluation, output_dir=output_dir, callbacks=[speed])
         output = trainer.train()
         history = list(trainer.state.log_history)
         eval_metrics = trainer.evaluate() if len(evaluation) else {}

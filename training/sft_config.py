@@ -86,7 +86,8 @@ class SFTSettings(Settings):
     dataloader_num_workers: int = setting(4, "Data-loading worker processes.", aliases=("--dataloader-workers",))
     packing: bool = setting(True, "Pack short sequences into max_seq_length blocks (TRL's best-fit decreasing).")
     assistant_only_loss: bool = setting(
-        False,
-        "Loss on the assistant turn only (the seed does not say; TRL's default is the whole conversation).",
-        aliases=(" /--full-loss",),
+        True,
+        "Loss on the assistant turn only, as `qmind train base` trains (the seed does not say; --full-loss also "
+        "trains on the system and user prompts).",
+        aliases=(" /--full-loss",), trl="completion_only_loss",
     )

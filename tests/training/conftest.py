@@ -104,7 +104,7 @@ def sft_run(flow_sqlite, sft_export, tiny_base, tmp_path_factory):
         "--grad-accum",
         "2",
         "--learning-rate",
-        "2e-3",
+        "1e-2",
         "--logging-steps",
         "1",
         "--dataloader-workers",

@@ -70,7 +70,7 @@ def test_config_yaml_has_the_seeds_fields_and_names_its_data(sft_run, sft_export
     assert len(str(config["date"])) == 10
     used = config["training_config"]
     assert (used["learning_rate"], used["lr_scheduler_type"], used["packing"], used["max_seq_length"]) == (
-        2e-3,
+        1e-2,
         "cosine",
         True,
         2048,
