@@ -105,6 +105,65 @@ def base_for_adapter(settings: GRPOSettings, adapter: str | None, explicit_base:
     return dataclasses.replace(settings, base_model=base)
 
 
+def _trainer(settings: GRPOSettings, loaded, reward, dataset, *, output_dir: str, use_vllm: bool):
+    """TRL's GRPOTrainer for these settings (the CUDA-graph rollout when asked for): (trainer, rollout or None)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .rollout import GraphRollout
+
+    args = GRPOConfig(
+        **trl_grpo_kwargs(settings, output_dir=output_dir, on_cpu=loaded.device == "cpu", use_vllm=use_vllm)
+    )
+    rollout = GraphRollout(compile=settings.rollout_compile, seed=settings.seed) if (
+        settings.rollout == "graph") else None
+    trainer = GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=dataset,
+        processing_class=loaded.tokenizer,
+        rollout_func=rollout,
+    )
+    return trainer, rollout
+
+
+def _run_record(settings: GRPOSettings, loaded, trainer, output, reward, *, use_vllm: bool, rollout: dict) -> dict:
+    """What the run did, for config.yaml: epochs, losses, rewards, steps, timing, the settings as run, the
+    rollouts (``rollout``) and the reward per logged step."""
+    history = list(trainer.state.log_history)
+    changed = dict(loaded.adjustments)
+    if loaded.device == "cpu":
+        changed.update(bf16=False, optim=str(getattr(trainer.args.optim, "value", trainer.args.optim)))
+    epochs = epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch)
+    return {
+        "epochs": epochs,
+        "final_loss": last_logged(history, "loss")
+        if last_logged(history, "loss") is not None
+        else float(output.training_loss),
+        "eval_accuracy": None,
+        "date": today(),
+        "method": "grpo",
+        "reward_kind": settings.reward,
+        "final_reward_mean": last_logged(history, "reward"),
+        "final_valid_fraction": last_logged(history, "valid"),
+        "steps": int(trainer.state.global_step),
+        **reward_timing(reward.seconds, output.metrics.get("train_runtime")),
+        "parent_adapter": loaded.adjustments.get("continued_from"),
+        "training_config": {
+            **settings.to_dict(),
+            "num_train_epochs": epochs,
+            "backend": loaded.backend,
+            "device": loaded.device,
+            "use_vllm": use_vllm,
+            "changed_for_backend": changed,
+        },
+        "rollout": rollout,
+        "reward_history": [
+            {k: v for k, v in h.items() if k.startswith(HISTORY_KEYS)} for h in history if "reward" in h
+        ],
+    }
+
+
 def train_grpo(
     data: str | pathlib.Path,
     *,
@@ -138,75 +197,23 @@ def train_grpo(
             adapter=adapter,
             allow_unsloth=False,
         )
-        from trl import GRPOConfig, GRPOTrainer
+        from .rollout import RolloutStats, measure_generation
 
-        from .rollout import GraphRollout, RolloutStats, measure_generation
-
-        log.info(
-            "GRPO %s on %s (%s, %s, %s generation): %d prompt rows from %s, %s reward, %d judging workers",
-            reservation.version,
-            loaded.base_model,
-            loaded.backend,
-            loaded.device,
-            "vLLM" if use_vllm else "transformers",
-            len(dataset),
-            data,
-            settings.reward,
-            reward.pool.workers,
-        )
-
+        log.info("GRPO %s on %s (%s, %s, %s generation): %d prompt rows from %s, %s reward, %d judging workers",
+                 reservation.version, loaded.base_model, loaded.backend, loaded.device,
+                 "vLLM" if use_vllm else "transformers", len(dataset), data, settings.reward, reward.pool.workers)
         output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
-        on_cpu = loaded.device == "cpu"
-        args = GRPOConfig(
-            **trl_grpo_kwargs(settings, output_dir=output_dir, on_cpu=on_cpu, use_vllm=use_vllm)
-        )
-        rollout = GraphRollout(compile=settings.rollout_compile, seed=settings.seed) if (
-            settings.rollout == "graph") else None
-        trainer = GRPOTrainer(
-            model=loaded.model,
-            reward_funcs=[reward],
-            args=args,
-            train_dataset=dataset,
-            processing_class=loaded.tokenizer,
-            rollout_func=rollout,
-        )
+        trainer, rollout = _trainer(settings, loaded, reward, dataset, output_dir=output_dir, use_vllm=use_vllm)
         generation = RolloutStats()
         measure_generation(trainer, generation)
         output = trainer.train()
-        history = list(trainer.state.log_history)
-        changed = dict(loaded.adjustments)
-        if on_cpu:
-            changed.update(bf16=False, optim=str(getattr(args.optim, "value", args.optim)))
         config = {
             "version": reservation.version,
             "base_model": loaded.base_model,
             "training_data": data_record(data, meta),
             "num_examples": len(dataset),
-            "epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
-            "final_loss": last_logged(history, "loss")
-            if last_logged(history, "loss") is not None
-            else float(output.training_loss),
-            "eval_accuracy": None,
-            "date": today(),
-            "method": "grpo",
-            "reward_kind": settings.reward,
-            "final_reward_mean": last_logged(history, "reward"),
-            "final_valid_fraction": last_logged(history, "valid"),
-            "steps": int(trainer.state.global_step),
-            **reward_timing(reward.seconds, output.metrics.get("train_runtime")),
-            "parent_adapter": loaded.adjustments.get("continued_from"),
-            "training_config": {
-                **settings.to_dict(),
-                "num_train_epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
-                "backend": loaded.backend,
-                "device": loaded.device,
-                "use_vllm": use_vllm,
-                "changed_for_backend": changed,
-            },
-            "rollout": rollout_record(settings, generation, rollout, output, loaded.device),
-            "reward_history": [
-                {k: v for k, v in h.items() if k.startswith(HISTORY_KEYS)} for h in history if "reward" in h
-            ],
+            **_run_record(settings, loaded, trainer, output, reward, use_vllm=use_vllm,
+                          rollout=rollout_record(settings, generation, rollout, output, loaded.device)),
             "trainer_dir": str(pathlib.Path(output_dir).resolve()),
             "versions": library_versions(),
         }
