@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workers.evaluation.goals import Goal
+from workers.records import NO_CODE
 
 from .errors import TrainingError
 from .evaluate_pool import EvaluationPool, Verdict
@@ -201,6 +202,59 @@ def _targets(rates: dict, losses: dict) -> dict:
     return out
 
 
+def _novelty(rows, verdicts, reference: Reference, pool: EvaluationPool) -> list[bool]:
+    """Per completion: verified and unlike every program of the reference (a failed rebuild is not novel)."""
+    codes = sorted({c.code for (_, c), v in zip(rows, verdicts) if v.verified})
+    prints = dict(zip(codes, pool.map(_fingerprints_at, [(code, reference.sizes, pool.config.sandbox)
+                                                         for code in codes], on_error=None)))
+    return [bool(v.verified and prints[c.code] is not None and is_novel(v, c.code, g, reference, prints[c.code]))
+            for (g, c), v in zip(rows, verdicts)]
+
+
+def _counts(verdicts, novel: list[bool] | None) -> dict:
+    counts = {
+        "syntax_valid": sum(v.built for v in verdicts),
+        "verification_pass": sum(v.verified for v in verdicts),
+        "bp_free": sum(v.verified and v.has_barren_plateau is False for v in verdicts),
+        "novel_patterns": sum(novel) if novel is not None else None,
+        "no_code": sum(v.status == NO_CODE for v in verdicts),
+        "statuses": {},
+    }
+    for v in verdicts:
+        counts["statuses"][v.status] = counts["statuses"].get(v.status, 0) + 1
+    return counts
+
+
+def _per_goal(rows, verdicts) -> dict[str, dict]:
+    per_goal: dict[str, dict] = {}
+    for (g, _), v in zip(rows, verdicts):
+        entry = per_goal.setdefault(
+            g.name, {"completions": 0, "syntax_valid": 0, "verification_pass": 0, "bp_free": 0}
+        )
+        entry["completions"] += 1
+        entry["syntax_valid"] += v.built
+        entry["verification_pass"] += v.verified
+        entry["bp_free"] += v.verified and v.has_barren_plateau is False
+    return per_goal
+
+
+def _samples(rows, verdicts, novel: list[bool]) -> tuple[dict, ...]:
+    return tuple(
+        {
+            "goal": g.name,
+            "temperature": c.temperature,
+            "status": v.status,
+            "code_sha256": v.code_sha256,
+            "error": v.errors[0] if v.errors else None,
+            "novel": nv,
+            "vqe_error": v.vqe_error,
+            "seed_reward": v.reward("seed"),
+            "shaped_reward": v.reward("shaped"),
+        }
+        for (g, c), v, nv in zip(rows, verdicts, novel)
+    )
+
+
 def evaluate_model(
     generator,
     goals: Sequence[Goal],
@@ -230,65 +284,13 @@ def evaluate_model(
     rows = [(req.goal, cand) for req, batch in zip(requests, batches) for cand in batch.candidates]
     verdicts = pool.judge_codes([(c.code, _spec(g)) for g, c in rows])
     verdicts = [
-        v if v is not None else Verdict("no-code", "extract", (c.extraction_error or "no code",))
+        v if v is not None else Verdict(NO_CODE, "extract", (c.extraction_error or "no code",))
         for v, (_, c) in zip(verdicts, rows)
     ]
-    novel = [False] * len(rows)
-    if reference is not None:
-        codes = sorted({c.code for (_, c), v in zip(rows, verdicts) if v.verified})
-        prints = dict(
-            zip(
-                codes,
-                pool.map(
-                    _fingerprints_at,
-                    [(code, reference.sizes, pool.config.sandbox) for code in codes],
-                    on_error=None,
-                ),
-            )
-        )
-        novel = [
-            bool(
-                v.verified
-                and prints[c.code] is not None  # a failed rebuild counts as not novel
-                and is_novel(v, c.code, g, reference, prints[c.code])
-            )
-            for (g, c), v in zip(rows, verdicts)
-        ]
+    novel = _novelty(rows, verdicts, reference, pool) if reference is not None else [False] * len(rows)
     n = len(rows)
-    counts = {
-        "syntax_valid": sum(v.built for v in verdicts),
-        "verification_pass": sum(v.verified for v in verdicts),
-        "bp_free": sum(v.verified and v.has_barren_plateau is False for v in verdicts),
-        "novel_patterns": sum(novel) if reference is not None else None,
-        "no_code": sum(v.status == "no-code" for v in verdicts),
-        "statuses": {},
-    }
-    for v in verdicts:
-        counts["statuses"][v.status] = counts["statuses"].get(v.status, 0) + 1
+    counts = _counts(verdicts, novel if reference is not None else None)
     rates = {k: (counts[k] / n if counts[k] is not None else None) for k in RATE_TARGETS}
-    per_goal: dict[str, dict] = {}
-    for (g, _), v in zip(rows, verdicts):
-        entry = per_goal.setdefault(
-            g.name, {"completions": 0, "syntax_valid": 0, "verification_pass": 0, "bp_free": 0}
-        )
-        entry["completions"] += 1
-        entry["syntax_valid"] += v.built
-        entry["verification_pass"] += v.verified
-        entry["bp_free"] += v.verified and v.has_barren_plateau is False
-    samples = tuple(
-        {
-            "goal": g.name,
-            "temperature": c.temperature,
-            "status": v.status,
-            "code_sha256": v.code_sha256,
-            "error": v.errors[0] if v.errors else None,
-            "novel": nv,
-            "vqe_error": v.vqe_error,
-            "seed_reward": v.reward("seed"),
-            "shaped_reward": v.reward("shaped"),
-        }
-        for (g, c), v, nv in zip(rows, verdicts, novel)
-    )
     return ModelEvaluation(
         generator=getattr(generator, "name", "?"),
         model=model,
@@ -300,8 +302,8 @@ def evaluate_model(
         targets=_targets(rates, losses or {}),
         reference=reference.source if reference else None,
         seconds=round(time.perf_counter() - start, 3),
-        per_goal=per_goal,
-        samples=samples,
+        per_goal=_per_goal(rows, verdicts),
+        samples=_samples(rows, verdicts, novel),
         identity=identity,
         date=_now(),
     )
