@@ -10,6 +10,7 @@ and later generation batches name the same adapter.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -17,6 +18,7 @@ import os
 import pathlib
 import re
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -64,6 +66,18 @@ class Reservation:
             self.path.rmdir()  # only while still empty
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def filling(reservation: Reservation) -> Iterator[Reservation]:
+    """A training run that fills ``reservation``: any failure (an interrupt included) abandons it, unless its
+    folder already holds the committed checkpoint."""
+    try:
+        yield reservation
+    except BaseException:
+        if not reservation.path.exists() or not any(reservation.path.iterdir()):
+            reservation.abandon()
+        raise
 
 
 def existing_versions(root: str | os.PathLike) -> list[int]:

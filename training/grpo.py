@@ -9,12 +9,13 @@ the store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import pathlib
 
 from .backend import cuda_available, has_module, load_for_training
-from .checkpoints import read_config, reserve, today
+from .checkpoints import filling, read_config, reserve, today
 from .errors import TrainingError
 from .grpo_config import GRPOSettings
 from .rewards import CircuitReward
@@ -188,7 +189,7 @@ def train_grpo(
     reward = CircuitReward(
         settings.reward, workers=settings.reward_workers, seed=settings.reward_seed, config=evaluation_config
     )
-    try:
+    with filling(reservation), contextlib.closing(reward):
         loaded = load_for_training(
             settings.base_model,
             settings.lora,
@@ -218,9 +219,3 @@ def train_grpo(
             "versions": library_versions(),
         }
         return finish(reservation, loaded, config, engine=engine, do_register=do_register)
-    except BaseException:
-        if not reservation.path.exists() or not any(reservation.path.iterdir()):
-            reservation.abandon()
-        raise
-    finally:
-        reward.close()

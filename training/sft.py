@@ -18,7 +18,7 @@ import pathlib
 from typing import Any
 
 from .backend import LoadedModel, choose_backend, load_for_training
-from .checkpoints import Reservation, register, reserve, today, write_config
+from .checkpoints import Reservation, filling, register, reserve, today, write_config
 from .dataset_files import file_sha256, load_rows, read_meta
 from .errors import TrainingError
 from .sft_config import SFTSettings
@@ -184,7 +184,7 @@ def train_sft(
         raise TrainingError(f"{data} has no train rows (all {len(dataset)} rows are in the eval split)")
     backend = choose_backend(settings.backend, load_in_4bit=settings.load_in_4bit, adapter=adapter)
     reservation = reserve(checkpoints_root, final=final)
-    try:
+    with filling(reservation):
         loaded = load_for_training(
             settings.base_model,
             settings.lora,
@@ -193,44 +193,20 @@ def train_sft(
             max_seq_length=settings.max_seq_length,
             adapter=adapter,
         )
-        log.info(
-            "SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s",
-            reservation.version,
-            loaded.base_model,
-            loaded.backend,
-            loaded.device,
-            len(train),
-            len(evaluation),
-            data,
-        )
+        log.info("SFT %s on %s (%s, %s): %d train rows, %d eval rows from %s", reservation.version,
+                 loaded.base_model, loaded.backend, loaded.device, len(train), len(evaluation), data)
         from .throughput import ThroughputCallback
 
         output_dir = str(pathlib.Path(trainer_root) / reservation.path.name)
         speed = ThroughputCallback()
         trainer = sft_trainer(loaded, settings, train, evaluation, output_dir=output_dir, callbacks=[speed])
         output = trainer.train()
-        history = list(trainer.state.log_history)
-        eval_metrics = trainer.evaluate() if len(evaluation) else {}
-        history.append(eval_metrics)
-        eval_loss = last_logged(history, "eval_loss")
         config = {
             "version": reservation.version,
             "base_model": loaded.base_model,
             "training_data": data_record(data, meta),
             "num_examples": len(train),
-            "epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
-            "final_loss": last_logged(trainer.state.log_history, "loss") or float(output.training_loss),
-            "first_loss": first_logged(trainer.state.log_history, "loss"),
-            "eval_accuracy": last_logged(history, "eval_mean_token_accuracy"),
-            "date": today(),
-            "method": "sft",
-            "eval_loss": eval_loss,
-            "num_eval_examples": len(evaluation),
-            "perplexity": math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None,
-            "mean_train_loss": float(output.training_loss),
-            "steps": int(trainer.state.global_step),
-            "epochs_completed": float(trainer.state.epoch or 0.0),
-            "parent_adapter": loaded.adjustments.get("continued_from"),
+            **_run_record(settings, loaded, trainer, output, evaluation),
             "throughput": speed.record(),
             "training_config": effective_settings(
                 settings, loaded, has_eval=len(evaluation) > 0, state_epoch=trainer.state.epoch
@@ -239,10 +215,29 @@ def train_sft(
             "versions": library_versions(),
         }
         return finish(reservation, loaded, config, engine=engine, do_register=do_register)
-    except BaseException:
-        if not reservation.path.exists() or not any(reservation.path.iterdir()):
-            reservation.abandon()
-        raise
+
+
+def _run_record(settings: SFTSettings, loaded, trainer, output, evaluation) -> dict:
+    """What the run did, for config.yaml: epochs, losses (train, first, mean, eval), accuracy, perplexity, steps."""
+    history = list(trainer.state.log_history)
+    eval_metrics = trainer.evaluate() if len(evaluation) else {}
+    history.append(eval_metrics)
+    eval_loss = last_logged(history, "eval_loss")
+    return {
+        "epochs": epochs_used(settings.max_steps, settings.num_train_epochs, trainer.state.epoch),
+        "final_loss": last_logged(trainer.state.log_history, "loss") or float(output.training_loss),
+        "first_loss": first_logged(trainer.state.log_history, "loss"),
+        "eval_accuracy": last_logged(history, "eval_mean_token_accuracy"),
+        "date": today(),
+        "method": "sft",
+        "eval_loss": eval_loss,
+        "num_eval_examples": len(evaluation),
+        "perplexity": math.exp(eval_loss) if eval_loss is not None and eval_loss < 50 else None,
+        "mean_train_loss": float(output.training_loss),
+        "steps": int(trainer.state.global_step),
+        "epochs_completed": float(trainer.state.epoch or 0.0),
+        "parent_adapter": loaded.adjustments.get("continued_from"),
+    }
 
 
 def library_versions() -> dict[str, str]:

@@ -204,3 +204,19 @@ def test_packing_on_cpu_keeps_packed_sequences_apart():
         unmasked = model(input_ids=torch.tensor([a + b]), use_cache=False).logits[0]
     assert torch.allclose(packed[len(a) :], alone_b, atol=1e-5)
     assert not torch.allclose(unmasked[len(a) :], alone_b, atol=1e-3)  # the check can fail
+
+
+def test_filling_abandons_a_run_that_fails_or_is_interrupted_but_keeps_a_committed_checkpoint(tmp_path):
+    from training.checkpoints import filling
+
+    for error in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(error)), filling(reserve(tmp_path)) as reservation:
+            reservation.partial.mkdir()
+            raise error
+        assert list(tmp_path.iterdir()) == [], error  # neither the reserved name nor the partial folder is left
+    with pytest.raises(RuntimeError), filling(reserve(tmp_path)) as reservation:
+        reservation.partial.mkdir()
+        write_config(reservation.partial, {k: 1 for k in SEED_FIELDS})
+        reservation.commit()
+        raise RuntimeError("after the commit (e.g. while registering)")
+    assert (tmp_path / "quantum-mind-v1" / "config.yaml").is_file()
