@@ -69,6 +69,8 @@ class BaseSettings(Settings):
     seed: int = setting(0, "Seeds the corpus, the initial weights and the batch order.")
     store_candidates: int = setting(2000, "Verified store candidates of training goals added to the corpus at most.")
     workers: int = setting(0, "Processes writing procedural programs (0: one per core).")
+    threads: int = setting(0, "CPU threads for training (0: the first steps time one thread against every core and "
+                              "keep the faster; on a loaded machine one thread often wins).")
 
     def shape(self) -> ModelShape:
         if self.size not in SIZES:

@@ -49,7 +49,8 @@ def train_base_cmd(
             result = train_base(out, settings, engine=engine, corpus=corpus, save_corpus=save_corpus)
     r = result.record
     summary = {"checkpoint": result.path, **{k: r[k] for k in ("size", "parameters", "steps", "first_loss",
-                                                                 "final_loss", "device", "total_seconds")},
+                                                                 "final_loss", "device", "threads", "tokens_per_second",
+                                                                 "total_seconds")},
                "examples": r["corpus"]["examples"], "held_out": r["held_out"]}
     if as_json:
         print_json(summary)
