@@ -82,3 +82,25 @@ def test_held_out_goals_cannot_be_training_goals_and_a_used_folder_is_refused(ba
 
     with pytest.raises(TrainingError, match="not empty"):
         train_base(pathlib.Path(out))
+
+
+def test_the_fast_loss_equals_the_models_own_masked_loss_on_a_right_padded_batch():
+    """The cpu loop drops the attention mask and runs the vocabulary head on completion positions only; on right-padded
+    rows of different lengths that must be the same loss as transformers' own (mask + labels) computation."""
+    import torch
+
+    from tests.tinymodel import build_model, build_tokenizer
+    from training.base_model import _batch, _loss
+
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer).eval()
+    g = torch.Generator().manual_seed(0)
+    rows = [(torch.randint(3, model.config.vocab_size, (n,), generator=g).tolist(), p) for n, p in ((23, 7), (9, 4), (16, 15))]
+    ids, labels = _batch(rows, tokenizer.pad_token_id or 0, "cpu")
+    mask = torch.zeros_like(ids)
+    for i, (seq, _) in enumerate(rows):
+        mask[i, : len(seq)] = 1
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        fast = _loss(model, ids, labels)
+    assert torch.allclose(fast, reference, atol=1e-5), (float(fast), float(reference))
