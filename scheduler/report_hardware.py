@@ -11,7 +11,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
-from .report import ERROR_FLOOR, ReportPoint, new_plot, pareto_front, save_plot
+from .report_points import ERROR_FLOOR, ReportPoint, new_plot, pareto_front, save_plot
 
 
 def _routed(p: ReportPoint) -> int | None:

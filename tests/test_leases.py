@@ -99,6 +99,11 @@ def _begun(engine) -> set[int]:
                                                          Evaluation.attempts >= 1)).scalars())
 
 
+def _holds(engine, node: str) -> bool:
+    with session_scope(engine) as s:
+        return s.execute(select(TaskLease.worker).where(TaskLease.worker.like(f"{node}:%"))).first() is not None
+
+
 def _final(engine, ids: set[int]) -> bool:
     with session_scope(engine) as s:
         return not s.execute(select(Evaluation.id).where(Evaluation.id.in_(ids),
@@ -134,6 +139,9 @@ def test_a_discovery_recovers_within_seconds_and_scores_each_candidate_once(sequ
             runner = threading.Thread(target=lambda: outcome.update(summary=loop.run()), daemon=True)
             runner.start()
             begun = wait_until(lambda: _begun(engine), timeout=120, interval=0.05, what="an evaluation to begin")
+            # the worker process's own heartbeat (Celery's signals -> workers.leases) leases what it holds
+            wait_until(lambda: _holds(engine, workers[0].name), timeout=10, interval=0.02,
+                       what=f"{workers[0].name} to lease the messages it holds")
             fault_at = time.monotonic()
             if kill_worker:
                 kill_whole_worker(workers[0].proc)

@@ -152,25 +152,3 @@ def _fresh_connections(**_kwargs) -> None:
     from .store import forget_engines
 
     forget_engines()
-
-
-@signals.worker_ready.connect
-def _start_leases(sender=None, **_kwargs) -> None:
-    """The worker's heartbeat: leases on every message it holds (``workers.leases``)."""
-    from .leases import start_keeper
-
-    start_keeper(getattr(sender, "hostname", None) or "worker")
-
-
-@signals.task_received.connect
-def _lease_received(request=None, **_kwargs) -> None:
-    from .leases import on_received
-
-    on_received(request)
-
-
-@signals.worker_shutdown.connect
-def _stop_leases(**_kwargs) -> None:
-    from .leases import stop_keeper
-
-    stop_keeper()

@@ -15,10 +15,13 @@ import os
 import threading
 from collections.abc import Callable
 
+from celery import signals
 from sqlalchemy import Engine
 
 from db import leases
 from db.session import session_scope
+
+from .app import GENERATE_TASK, app, current_config
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +83,11 @@ class LeaseKeeper:
                 log.warning("dropping the leases of %s failed (%s); they expire by themselves", self.worker, exc)
 
 
-# ---- wiring into the worker's main process (connected when workers.app loads) ----------------------------------
+# ---- wiring into the worker's main process (connected when workers.tasks imports this module) -----------------
 _keeper: LeaseKeeper | None = None
 
 
 def _subject(request) -> tuple[str, str] | None:
-    from .app import GENERATE_TASK
-
     name = getattr(request, "name", None) or ""
     subject = leases.subject_of(name, list(getattr(request, "args", None) or ()), GENERATE_TASK)
     return (name, subject) if name and subject else None
@@ -101,7 +102,6 @@ def _held() -> set[tuple[str, str]]:
 
 def start_keeper(node: str) -> LeaseKeeper:
     global _keeper
-    from .app import app, current_config
     from .store import get_engine
 
     config = current_config(app)
@@ -119,3 +119,18 @@ def stop_keeper() -> None:
     if _keeper is not None:
         _keeper.stop()
         _keeper = None
+
+
+@signals.worker_ready.connect
+def _start_leases(sender=None, **_kwargs) -> None:
+    start_keeper(getattr(sender, "hostname", None) or "worker")
+
+
+@signals.task_received.connect
+def _lease_received(request=None, **_kwargs) -> None:
+    on_received(request)
+
+
+@signals.worker_shutdown.connect
+def _stop_leases(**_kwargs) -> None:
+    stop_keeper()

@@ -21,7 +21,7 @@ from db.session import session_scope
 from workers.evaluation import results as R
 from workers.evaluation.results import SCORER_VERSION
 
-from . import records
+from . import leases, records  # noqa: F401  (importing leases connects the workers' lease heartbeat to Celery)
 from .app import EVALUATE_TASK, GENERATE_TASK, app, current_config
 from .launch import is_transient, retry_delay
 from .model_version import is_registry_name, model_version_fields, resolve_registered

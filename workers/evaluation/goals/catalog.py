@@ -1,4 +1,4 @@
-"""Built-in goals by name (lattice families at any size, committed molecules) and goal files by path.
+"""Built-in goals by name (lattice families at any size, committed molecules, goal sets of built-in names).
 
 Built-in names (any family also with ``-open``): chains ``tfim-N``, ``heisenberg-N``, ``xxz-N``, ``xy-N``, ``j1j2-N``
 (N qubits), ``hubbard-L`` (L sites, 2L qubits); square lattices ``<family>-RxC`` (R rows, C columns); two-leg
@@ -8,7 +8,6 @@ ladders ``<family>-ladder-C`` (C rungs); the committed molecules (``h2``, ``lih`
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from ..errors import GoalError
@@ -70,33 +69,18 @@ def _lattice_from_name(match: re.Match, limits: dict) -> Goal:
     return lattice_goal(family, sites * fam.qubits_per_site, params=params, **limits)
 
 
-def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> Goal:
-    """A built-in goal by name, or the goal(s) of a YAML file path (exactly one goal expected)."""
+def builtin_goal(name: str, **limits) -> Goal:
+    """A built-in goal by name: a lattice family at a size, a committed molecule, or a goal set of built-in names
+    (``tfim-4+6+8``, ``h2-curve``). ``limits``: ``max_depth`` and/or ``allowed_gates``. Goal files by path:
+    ``files.get_goal``."""
     if not isinstance(name, str) or not name.strip():
         raise GoalError(f"goal name must be a non-empty string; valid names: {', '.join(builtin_names())}")
     name = name.strip()
-    limits = {}
-    if max_depth is not None:
-        limits["max_depth"] = max_depth
-    if allowed_gates is not None:
-        limits["allowed_gates"] = allowed_gates
-    if name.endswith((".yaml", ".yml")):
-        from .files import load_goal_file
-
-        goals = load_goal_file(name)
-        if len(goals) != 1:
-            raise GoalError(f"{name} defines {len(goals)} goals; name one of them: {[g.name for g in goals]}")
-        goal = goals[0]
-        if limits:
-            md, ag = check_limits(limits.get("max_depth", goal.max_depth),
-                                  limits.get("allowed_gates", goal.allowed_gates))
-            goal = dataclasses.replace(goal, max_depth=md, allowed_gates=ag)
-        return goal
     if "+" in name or name.lower().endswith("-curve"):
         from .goal_set import curve_names, goal_set, member_names
 
         names = curve_names(name.lower(), molecule_names()) if "+" not in name else member_names(name)
-        return goal_set([get_goal(m, **limits) for m in names], name=name)
+        return goal_set([builtin_goal(m, **limits) for m in names], name=name)
     lowered = name.lower()
     if lowered in molecule_names():
         return molecule_goal(lowered, **limits)

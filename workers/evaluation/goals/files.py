@@ -35,6 +35,7 @@ import yaml
 from qiskit.quantum_info import SparsePauliOp
 
 from ..errors import EvaluationError, GoalError
+from .catalog import builtin_goal, builtin_names
 from .goal import (
     DEFAULT_ALLOWED_GATES,
     DEFAULT_MAX_DEPTH,
@@ -103,8 +104,6 @@ def goal_from_mapping(data: Any, *, source: str = "goal file") -> Goal:
 
 def _goal_set(data: dict, source: str) -> Goal:
     """A goal set: ``members`` (built-in names or goal mappings) and an optional ``extrapolate_to``."""
-    from .catalog import get_goal
-
     name = data.get("name")
     if not isinstance(name, str) or not is_valid_goal_name(name):
         raise GoalError(f"{source}: a goal set's 'name' must be 1-64 characters of letters, digits, '_', '.', "
@@ -246,3 +245,22 @@ def load_goal_file(path: str | pathlib.Path) -> list[Goal]:
 def goal_from_spec(spec: dict[str, Any]) -> Goal:
     """Rebuild a goal from ``Goal.to_spec`` output (validated like a user file)."""
     return goal_from_mapping(spec, source="spec")
+
+
+def get_goal(name: str, *, max_depth: int | None = None, allowed_gates=None) -> Goal:
+    """A built-in goal by name (``catalog.builtin_goal``), or the goal of a YAML file path (exactly one goal expected);
+    ``max_depth`` / ``allowed_gates`` replace the goal's own limits."""
+    if not isinstance(name, str) or not name.strip():
+        raise GoalError(f"goal name must be a non-empty string; valid names: {', '.join(builtin_names())}")
+    name = name.strip()
+    limits = {k: v for k, v in (("max_depth", max_depth), ("allowed_gates", allowed_gates)) if v is not None}
+    if not name.endswith((".yaml", ".yml")):
+        return builtin_goal(name, **limits)
+    goals = load_goal_file(name)
+    if len(goals) != 1:
+        raise GoalError(f"{name} defines {len(goals)} goals; name one of them: {[g.name for g in goals]}")
+    goal = goals[0]
+    if limits:
+        md, ag = check_limits(limits.get("max_depth", goal.max_depth), limits.get("allowed_gates", goal.allowed_gates))
+        goal = dataclasses.replace(goal, max_depth=md, allowed_gates=ag)
+    return goal
