@@ -19,26 +19,11 @@ import statistics
 import subprocess
 import time
 
-
+from tests.ansatz_library import LAYERED
 from workers.evaluation.sandbox import SandboxConfig, isolation_status, load_circuit, run_candidate
 from workers.evaluation.sandbox.isolation import find_interpreter, sandbox_env
 
-CANDIDATE = '''
-from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
-
-
-def create_ansatz(num_qubits):
-    theta = ParameterVector("theta", 2 * num_qubits)
-    qc = QuantumCircuit(num_qubits)
-    for q in range(num_qubits):
-        qc.ry(theta[q], q)
-    for q in range(num_qubits - 1):
-        qc.cx(q, q + 1)
-    for q in range(num_qubits):
-        qc.rz(theta[num_qubits + q], q)
-    return qc
-'''
+CANDIDATE = LAYERED  # a small layered ansatz (RY, CX chain, RZ), as the sandbox tests run it
 
 
 def timed(fn, runs: int) -> list[float]:

@@ -1,4 +1,6 @@
-"""Known ansaetze used by the scoring tests and benchmarks/scoring.py (plain circuit builders, no scoring)."""
+"""Known ansaetze used by the scoring tests and benchmarks/scoring.py (plain circuit builders, no scoring), and
+``LAYERED``, a small layered ansatz as program source, the candidate the sandbox and queue tests and
+benchmarks/sandbox_overhead.py run."""
 
 from __future__ import annotations
 
@@ -6,6 +8,24 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 
 from workers.evaluation.barren import random_circuit
+
+LAYERED = '''
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+
+
+def create_ansatz(num_qubits):
+    theta = ParameterVector("theta", 2 * num_qubits)
+    qc = QuantumCircuit(num_qubits)
+    for q in range(num_qubits):
+        qc.ry(theta[q], q)
+    for q in range(num_qubits - 1):
+        qc.cx(q, q + 1)
+    for q in range(num_qubits):
+        qc.rz(2 * theta[num_qubits + q], q)
+    return qc
+'''
+"""A valid candidate program: RY layer, CX chain, RZ layer (a parameter expression, 2 theta)."""
 
 
 def tfim_hva(n: int, layers: int | None = None) -> QuantumCircuit:

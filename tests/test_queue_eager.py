@@ -13,25 +13,12 @@ from db.migrate import upgrade_database
 from db.models import Evaluation
 from db.session import make_engine, session_scope
 from scheduler.cli import app as cli_app
+from tests.ansatz_library import LAYERED
 from workers.app import EVALUATE_TASK, GENERATE_TASK, app, configure
 from workers.config import QueueConfig, QueueConfigError
 from workers.launch import retry_delay
 
-VALID = """from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
-
-
-def create_ansatz(num_qubits):
-    theta = ParameterVector("theta", 2 * num_qubits)
-    qc = QuantumCircuit(num_qubits)
-    for q in range(num_qubits):
-        qc.ry(theta[q], q)
-    for q in range(num_qubits - 1):
-        qc.cx(q, q + 1)
-    for q in range(num_qubits):
-        qc.ry(theta[num_qubits + q], q)
-    return qc
-"""
+VALID = LAYERED  # a valid candidate
 
 
 @pytest.fixture

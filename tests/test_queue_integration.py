@@ -34,24 +34,11 @@ from db import writes
 from db.migrate import upgrade_database
 from db.models import Candidate, Evaluation, GenerationBatch, Run
 from db.session import make_engine, session_scope
+from tests.ansatz_library import LAYERED
 
 pytestmark = pytest.mark.integration
 
-VALID = """from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
-
-
-def create_ansatz(num_qubits):
-    theta = ParameterVector("theta", 2 * num_qubits)
-    qc = QuantumCircuit(num_qubits)
-    for q in range(num_qubits):
-        qc.ry(theta[q], q)
-    for q in range(num_qubits - 1):
-        qc.cx(q, q + 1)
-    for q in range(num_qubits):
-        qc.ry(theta[num_qubits + q], q)
-    return qc
-"""
+VALID = LAYERED  # a valid candidate
 
 
 def variant(i: int, *, sleep: float = 0.0) -> str:

@@ -13,26 +13,10 @@ import pytest
 from _sandbox_util import MODES, config, hostile
 from qiskit import QuantumCircuit
 
+from tests.ansatz_library import LAYERED
 from workers.evaluation.errors import SandboxError
 from workers.evaluation.sandbox import isolation_status, load_circuit, run_candidate
 from workers.evaluation.sandbox.config import SandboxConfig, parse_bytes
-
-LAYERED = '''
-from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
-
-
-def create_ansatz(num_qubits):
-    theta = ParameterVector("theta", 2 * num_qubits)
-    qc = QuantumCircuit(num_qubits)
-    for q in range(num_qubits):
-        qc.ry(theta[q], q)
-    for q in range(num_qubits - 1):
-        qc.cx(q, q + 1)
-    for q in range(num_qubits):
-        qc.rz(2 * theta[num_qubits + q], q)
-    return qc
-'''
 
 
 def layered_reference(n: int) -> QuantumCircuit:
