@@ -151,6 +151,14 @@ _STORE_OPTIONS = {
 }
 
 
+def _export(store: StoreOptions, export, out: pathlib.Path, *, read_store: bool = True, **options) -> None:
+    """Run ``export`` (``training.export``'s) on the store with the common options, then report what it wrote."""
+    filters = store.filters()  # bad filters are usage errors before the store is opened
+    with training_errors(store.url, as_json=store.as_json):
+        result = export(_engine(store.url) if read_store else None, out, filters=filters, fmt=store.fmt, **options)
+    _report(result, store.as_json)
+
+
 def with_store_options(command):
     """Declare the store options once: ``command`` gets them (after its own) as one ``store: StoreOptions``."""
     own = [p for p in inspect.signature(command).parameters.values() if p.name != "store"]
@@ -192,20 +200,16 @@ def export_sft_cmd(
     from training.export import export_sft
     from training.store_rows import SFTQuality
 
-    filters, url, as_json = store.filters(), store.url, store.as_json
-    with training_errors(url, as_json=as_json):
-        result = export_sft(
-            _engine(url),
-            out,
-            filters=filters,
-            quality=SFTQuality(max_error=max_error, allow_barren_plateau=allow_barren_plateau),
-            eval_fraction=eval_fraction,
-            eval_goals=split_list(eval_goals),
-            seed=seed,
-            prompt_source=prompt_source,
-            fmt=store.fmt,
-        )
-    _report(result, as_json)
+    _export(
+        store,
+        export_sft,
+        out,
+        quality=SFTQuality(max_error=max_error, allow_barren_plateau=allow_barren_plateau),
+        eval_fraction=eval_fraction,
+        eval_goals=split_list(eval_goals),
+        seed=seed,
+        prompt_source=prompt_source,
+    )
 
 
 @export_app.command("grpo")
@@ -228,23 +232,13 @@ def export_grpo_cmd(
     """Conversational prompt rows with the goal's columns, for GRPOTrainer's reward functions."""
     from training.export import export_grpo
 
-    filters, url, as_json = store.filters(), store.url, store.as_json
-    if no_store and not (fresh_prompts and filters.goals):
+    if no_store and not (fresh_prompts and store.filters().goals):
         usage_error(
             "--no-store needs --fresh-prompts and --goals (there are no stored prompts to read)",
-            as_json=as_json,
+            as_json=store.as_json,
         )
-    with training_errors(url, as_json=as_json):
-        result = export_grpo(
-            None if no_store else _engine(url),
-            out,
-            filters=filters,
-            fresh_prompts=fresh_prompts,
-            repeat=repeat,
-            max_per_goal=max_per_goal,
-            fmt=store.fmt,
-        )
-    _report(result, as_json)
+    _export(store, export_grpo, out, read_store=not no_store, fresh_prompts=fresh_prompts, repeat=repeat,
+            max_per_goal=max_per_goal)
 
 
 @export_app.command("rewards")
@@ -256,7 +250,4 @@ def export_rewards_cmd(
     """(prompt, completion, reward components, model version, temperature) for every judged candidate."""
     from training.export import export_rewards
 
-    filters, url, as_json = store.filters(), store.url, store.as_json
-    with training_errors(url, as_json=as_json):
-        result = export_rewards(_engine(url), out, filters=filters, fmt=store.fmt)
-    _report(result, as_json)
+    _export(store, export_rewards, out)
