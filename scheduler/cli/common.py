@@ -1,4 +1,4 @@
-"""Helpers shared by CLI commands: JSON output, usage errors, the rich console."""
+"""Helpers shared by CLI commands: JSON output, usage errors, the rich console and its two-column tables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -17,6 +18,14 @@ def print_json(obj: Any) -> None:
     """Exactly one JSON object on stdout (scripts rely on it)."""
     sys.stdout.write(json.dumps(obj, indent=None, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def field_table(title: str) -> Table:
+    """A table without a header: a bold name column and a value column that folds long values."""
+    table = Table(show_header=False, title=title)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    return table
 
 
 def usage_error(message: str, *, as_json: bool = False) -> NoReturn:

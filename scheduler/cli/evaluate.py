@@ -6,13 +6,20 @@ import pathlib
 
 import typer
 from rich.panel import Panel
-from rich.table import Table
 
 from workers.evaluation.errors import GoalError
 from workers.evaluation.goals import get_goal
 
 from . import app
-from .common import HARDWARE_HELP, HARDWARE_SHOTS_HELP, console, print_json, usage_error, with_hardware
+from .common import (
+    HARDWARE_HELP,
+    HARDWARE_SHOTS_HELP,
+    console,
+    field_table,
+    print_json,
+    usage_error,
+    with_hardware,
+)
 
 MAX_CODE_BYTES = 256 * 1024
 
@@ -64,9 +71,7 @@ def evaluate(
 
 def render_result(out: dict) -> None:
     colour = "green" if out["status"] == "valid" else "red"
-    table = Table(show_header=False, title=f"goal {out['goal']}: [bold {colour}]{out['status']}[/]")
-    table.add_column("metric", style="bold")
-    table.add_column("value", overflow="fold")
+    table = field_table(f"goal {out['goal']}: [bold {colour}]{out['status']}[/]")
     for err in out["errors"]:
         table.add_row("error", err)
     if "depth" in out:

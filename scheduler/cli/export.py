@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
-from rich.table import Table
 
 from . import app
-from .common import console, err_console, print_json, usage_error
+from .common import console, err_console, field_table, print_json, usage_error
 
 export_app = typer.Typer(
     help="Training datasets out of the store (TRL formats, with a FILE.meta.json record).",
@@ -105,9 +104,7 @@ def _report(result, as_json: bool) -> None:
     if as_json:
         print_json(out)
         return
-    table = Table(show_header=False, title=f"qmind export {meta['kind']}")
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
+    table = field_table(f"qmind export {meta['kind']}")
     table.add_row("file", f"{result.path} ({meta['format']}, {result.rows} rows)")
     table.add_row("record", out["meta_file"])
     if meta.get("store"):

@@ -11,7 +11,7 @@ from workers.evaluation.goals.files import load_goal_file
 from workers.evaluation.goals.hamiltonians import FAMILIES, MAX_LATTICE_QUBITS, molecule_data, molecule_names
 
 from . import app
-from .common import console, print_json, usage_error
+from .common import console, field_table, print_json, usage_error
 
 goals_app = typer.Typer(help="Built-in and user-defined goals (Hamiltonians and limits).", no_args_is_help=True)
 app.add_typer(goals_app, name="goals")
@@ -99,9 +99,7 @@ def show_goal(
     if as_json:
         print_json(summary)
         return
-    table = Table(show_header=False, title=f"goal {goal.name}")
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    table = field_table(f"goal {goal.name}")
     for key in ("description", "kind", "num_qubits", "num_particles", "exact_energy", "exact_energy_sector",
                 "full_space_note", "reference_energy", "max_depth", "allowed_gates", "family_sizes", "num_terms",
                 "hamiltonian"):

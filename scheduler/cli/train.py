@@ -13,13 +13,12 @@ import pathlib
 import sys
 
 import typer
-from rich.table import Table
 
 from training.grpo_config import GRPOSettings
 from training.sft_config import SFTSettings
 
 from . import app
-from .common import console, print_json
+from .common import console, field_table, print_json
 from .export import training_errors
 from .options import settings_options
 
@@ -100,9 +99,7 @@ def _report(result, as_json: bool) -> None:
     if as_json:
         print_json(out)
         return
-    table = Table(show_header=False, title=f"checkpoint {result.version}")
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
+    table = field_table(f"checkpoint {result.version}")
     for k, v in out.items():
         if v is not None:
             table.add_row(k.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else str(v))
