@@ -101,6 +101,12 @@ def _helper(name: str, doc: str, body: list[str]) -> str:
     return "\n".join([f"def {name}(qc, a, b, theta):", f'    """{doc}"""'] + [f"    {line}" for line in body])
 
 
+def _between(first: str, zz: str, then: str) -> list[str]:
+    """A ZZ rotation (helper ``zz``) between a basis change ``first`` and its undoing ``then``, each applied to both
+    qubits (``{q}`` stands for the qubit)."""
+    return [first.format(q="a"), first.format(q="b"), f"{zz}(qc, a, b, theta)", then.format(q="a"), then.format(q="b")]
+
+
 class Writer:
     """Emits the helpers a program needs, each written with the goal's allowed gates only."""
 
@@ -140,18 +146,15 @@ class Writer:
             else:
                 zz = self.use("zz")
                 if self.has("h"):
-                    body = ["qc.h(a)", "qc.h(b)", f"{zz}(qc, a, b, theta)", "qc.h(a)", "qc.h(b)"]
+                    body = _between("qc.h({q})", zz, "qc.h({q})")
                 else:
-                    body = ["qc.ry(-pi / 2, a)", "qc.ry(-pi / 2, b)", f"{zz}(qc, a, b, theta)",
-                            "qc.ry(pi / 2, a)", "qc.ry(pi / 2, b)"]
+                    body = _between("qc.ry(-pi / 2, {q})", zz, "qc.ry(pi / 2, {q})")
         elif coupling == "yy":
             doc = "exp(-i theta/2 Y_a Y_b)."
             if self.has("ryy"):
                 body = ["qc.ryy(theta, a, b)"]
             else:
-                zz = self.use("zz")
-                body = ["qc.rx(pi / 2, a)", "qc.rx(pi / 2, b)", f"{zz}(qc, a, b, theta)",
-                        "qc.rx(-pi / 2, a)", "qc.rx(-pi / 2, b)"]
+                body = _between("qc.rx(pi / 2, {q})", self.use("zz"), "qc.rx(-pi / 2, {q})")
         elif coupling == "xy":
             doc = "exp(-i theta/2 (XX + YY)): hops an excitation between a and b, conserving their number."
             body = [f"{self.use('xx')}(qc, a, b, theta)", f"{self.use('yy')}(qc, a, b, theta)"]
