@@ -23,12 +23,11 @@ from .sft import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_TRAINER_DIR,
     TrainResult,
-    data_record,
     epochs_used,
     finish,
     last_logged,
-    library_versions,
     load_training_data,
+    run_config,
 )
 from .trl_args import trl_grpo_kwargs
 
@@ -208,14 +207,8 @@ def train_grpo(
         generation = RolloutStats()
         measure_generation(trainer, generation)
         output = trainer.train()
-        config = {
-            "version": reservation.version,
-            "base_model": loaded.base_model,
-            "training_data": data_record(data, meta),
-            "num_examples": len(dataset),
-            **_run_record(settings, loaded, trainer, output, reward, use_vllm=use_vllm,
-                          rollout=rollout_record(settings, generation, rollout, output, loaded.device)),
-            "trainer_dir": str(pathlib.Path(output_dir).resolve()),
-            "versions": library_versions(),
-        }
+        run = _run_record(settings, loaded, trainer, output, reward, use_vllm=use_vllm,
+                          rollout=rollout_record(settings, generation, rollout, output, loaded.device))
+        config = run_config(reservation, loaded, run, data=data, meta=meta, num_examples=len(dataset),
+                            trainer_dir=output_dir)
         return finish(reservation, loaded, config, engine=engine, do_register=do_register)

@@ -111,6 +111,21 @@ def effective_settings(
     }
 
 
+def run_config(reservation: Reservation, loaded: LoadedModel, run: dict[str, Any], *, data: str | pathlib.Path,
+               meta: dict[str, Any], num_examples: int, trainer_dir: str | pathlib.Path) -> dict[str, Any]:
+    """config.yaml of a training run: the checkpoint, its base and its data, then ``run`` (what the run did), then
+    the trainer's folder and the library versions."""
+    return {
+        "version": reservation.version,
+        "base_model": loaded.base_model,
+        "training_data": data_record(data, meta),
+        "num_examples": num_examples,
+        **run,
+        "trainer_dir": str(pathlib.Path(trainer_dir).resolve()),
+        "versions": library_versions(),
+    }
+
+
 def finish(
     reservation: Reservation,
     loaded: LoadedModel,
@@ -201,19 +216,15 @@ def train_sft(
         speed = ThroughputCallback()
         trainer = sft_trainer(loaded, settings, train, evaluation, output_dir=output_dir, callbacks=[speed])
         output = trainer.train()
-        config = {
-            "version": reservation.version,
-            "base_model": loaded.base_model,
-            "training_data": data_record(data, meta),
-            "num_examples": len(train),
+        run = {
             **_run_record(settings, loaded, trainer, output, evaluation),
             "throughput": speed.record(),
             "training_config": effective_settings(
                 settings, loaded, has_eval=len(evaluation) > 0, state_epoch=trainer.state.epoch
             ),
-            "trainer_dir": str(pathlib.Path(output_dir).resolve()),
-            "versions": library_versions(),
         }
+        config = run_config(reservation, loaded, run, data=data, meta=meta, num_examples=len(train),
+                            trainer_dir=output_dir)
         return finish(reservation, loaded, config, engine=engine, do_register=do_register)
 
 
