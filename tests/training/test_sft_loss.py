@@ -16,7 +16,7 @@ from tests.tinymodel import build_model
 from training.backend import load_for_training
 from training.base_config import BaseSettings
 from training.base_corpus import chat_pair, procedural_examples
-from training.base_model import _batch, _encode, _train
+from training.base_model import _batch, _encode, _loss, _train
 from training.dataset_files import write_rows
 from training.export import messages_for
 from training.sft import as_prompt_completion, sft_trainer, train_sft
@@ -34,8 +34,8 @@ def learned_base(tmp_path_factory):
     settings = BaseSettings(max_steps=40, batch_size=2, learning_rate=5e-3)
     _train(model, encoded, settings, tokenizer.pad_token_id, time.monotonic() + 300)
     with torch.no_grad():
-        ids, labels, mask = _batch(encoded, tokenizer.pad_token_id, "cpu")
-        loss = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)  # mean over completion tokens
+        ids, labels = _batch(encoded, tokenizer.pad_token_id, "cpu")
+        loss = float(_loss(model, ids, labels))  # the base loop's loss: the mean over completion tokens
     out = tmp_path_factory.mktemp("learned-base")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
