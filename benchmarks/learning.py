@@ -287,8 +287,15 @@ def _device() -> str:
 
     import torch
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or '?'}, " \
-        f"{os.cpu_count()} cores)"
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    name = platform.processor()
+    try:  # Linux: platform.processor() is often empty; /proc/cpuinfo names the CPU
+        name = next((line.split(":", 1)[1].strip() for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"CPU ({name or '?'}, {os.cpu_count()} cores)"
 
 
 def table(report: dict) -> str:
