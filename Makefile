@@ -47,6 +47,7 @@ test: install system-deps services
 	$(BIN)/python -m pytest -q --durations=15
 
 images:
+	@scripts/ensure_docker.sh
 	@scripts/build_images.sh $(if $(filter 1,$(GPU)),--gpu)
 
 test-deploy: install system-deps images
