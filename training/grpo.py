@@ -19,7 +19,7 @@ from .checkpoints import filling, read_config, reserve, today
 from .errors import TrainingError
 from .grpo_config import GRPOSettings
 from .rewards import CircuitReward
-from .sft import (
+from .runs import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_TRAINER_DIR,
     TrainResult,
