@@ -99,13 +99,34 @@ def test_hamiltonian_variational_ansaetze_are_not_barren_plateaus(goal_name, bui
     assert all(r > 2 for r in result.two_design_ratios)
 
 
-def test_per_parameter_variances_are_reported_for_first_middle_last_and_random_parameters():
+def test_per_parameter_variances_are_reported_for_first_middle_last_and_random_parameters(monkeypatch):
+    from qiskit.quantum_info import Statevector
+
+    from workers.evaluation import barren
+
+    drawn, barren_sample = {}, barren.sample_parameters
+
+    def keep(program, rng, samples):  # the sampled points, to recompute the gradients independently
+        drawn[program.num_qubits] = barren_sample(program, rng, samples)
+        return drawn[program.num_qubits]
+
+    monkeypatch.setattr(barren, "sample_parameters", keep)
     goal = get_goal("tfim-6")
     result = check_barren_plateau(_circuits(lambda n: ry_cz(n, 2), goal), goal, samples=50)
     names = result.parameter_names[1]  # n = 6: theta[0..17]
     assert names[:3] == ("theta[0]", "theta[9]", "theta[17]")
     assert len(names) == len(set(names)) == len(result.parameter_variances[1]) == 8
-    assert all(v >= 0 for v in result.parameter_variances[1])
+    # each reported value is the sample variance of its own parameter's gradient (parameter shift, Qiskit)
+    circuit, points = ry_cz(6, 2), drawn[6]
+    order = [p.name for p in circuit.parameters]
+
+    def energy(x):
+        return float(np.real(Statevector(circuit.assign_parameters(x)).expectation_value(goal.hamiltonian)))
+
+    for name, reported in list(zip(names, result.parameter_variances[1]))[:3]:
+        shift = np.eye(len(order))[order.index(name)] * np.pi / 2
+        grads = [(energy(x + shift) - energy(x - shift)) / 2 for x in points]
+        assert reported == pytest.approx(np.var(grads, ddof=1), rel=1e-6), name
 
 
 def test_vanishing_gradients_are_flagged():
@@ -223,11 +244,21 @@ def test_splitting_a_parameter_into_a_sum_changes_nothing():
     assert other.verdict == plain.verdict == "no barren plateau"
 
 
-def test_the_aer_engine_gives_the_same_variances():
+def test_the_aer_engine_gives_the_same_variances(monkeypatch):
+    from workers.evaluation.simulation.aer import AerEngine
+
+    real, simulated = AerEngine.energies_and_gradients, []
+
+    def counting(self, thetas):  # which widths Aer really simulated (the label alone proves nothing)
+        simulated.append((self.program.num_qubits, len(thetas)))
+        return real(self, thetas)
+
+    monkeypatch.setattr(AerEngine, "energies_and_gradients", counting)
     goal = get_goal("tfim-4")
     circuits = {4: ry_cz(4, 1), 6: ry_cz(6, 1)}
     fast = check_barren_plateau(circuits, goal, samples=30, engine="statevector")
+    assert simulated == []
     aer = check_barren_plateau(circuits, goal, samples=30, engine="aer")
-    assert aer.engine == "aer"
+    assert aer.engine == "aer" and simulated == [(4, 30), (6, 30)]
     assert aer.variances == pytest.approx(fast.variances, rel=1e-9)
 
