@@ -102,15 +102,28 @@ def test_a_candidate_that_hangs_is_stopped_by_the_sandbox_and_earns_zero():
         assert fn.last[0].status == "timeout"
 
 
-def test_repeated_completions_in_a_group_are_judged_once_and_the_pool_agrees_with_in_process_judging():
+def test_repeated_completions_in_a_group_are_judged_once_and_the_pool_agrees_with_in_process_judging(monkeypatch):
+    from training import evaluate_pool
+
     group = [assistant_content(PROGRAMS["hva"])] * 3 + [assistant_content(PROGRAMS["real_amplitudes_r2"])]
+    submitted = []
     with EvaluationPool(workers=2, seed=EVAL_SEED, config=evaluation_config()) as pool:
+        executor = pool._pool()
+        real_submit = executor.submit
+        monkeypatch.setattr(executor, "submit",
+                            lambda fn, *args: submitted.append(args[0]) or real_submit(fn, *args))
         parallel = pool.judge_completions(group, [SPEC] * 4)
-        assert len(pool._cache) == 2
+        again = pool.judge_completions(group[:1], [SPEC])  # a later group repeating a judged program
+        assert len(pool._cache) == 2 and again == parallel[:1]
+    # each distinct program went to a worker once, the repeats and the later group to none
+    assert len(submitted) == len(set(submitted)) == 2
+    real_judge, judged = evaluate_pool.judge, []
+    monkeypatch.setattr(evaluate_pool, "judge", lambda code, *rest: judged.append(code) or real_judge(code, *rest))
     with EvaluationPool(workers=0, seed=EVAL_SEED, config=evaluation_config()) as pool:
         serial = pool.judge_completions(group, [SPEC] * 4)
+    assert judged == submitted  # in process: the same two judgements, in the same order
     assert [v.seed_reward for v in parallel] == [v.seed_reward for v in serial]
-    assert parallel[0] == parallel[1] == parallel[2]
+    assert parallel[0] == parallel[1] == parallel[2] and parallel[0].seed_reward > 0.99 > parallel[3].seed_reward
 
 
 def test_a_reward_call_without_goal_columns_says_which_export_it_needs(reward):
