@@ -150,11 +150,17 @@ def test_a_spent_time_budget_reports_the_best_so_far(monkeypatch):
     assert np.isfinite(result.energy) and result.energy == min(seen) < seen[0]
 
 
-def test_a_circuit_with_a_measurement_is_refused_by_the_scorer():
+@pytest.mark.parametrize("add, message", [
+    (QuantumCircuit.measure_all, "the circuit has classical bits; only purely quantum circuits can be simulated"),
+    (lambda qc: qc.reset(1), "instruction 'reset' is not a standard unitary gate"),
+])
+def test_a_circuit_with_a_measurement_or_reset_is_refused_by_the_scorer(add, message):
+    # the scorer's own refusal: without it the measurement was dropped and only the later check against Qiskit
+    # failed, by accident, with another EvaluationError
     qc = QuantumCircuit(4)
     qc.ry(Parameter("t"), 0)
-    qc.measure_all()
-    with pytest.raises(EvaluationError):
+    add(qc)
+    with pytest.raises(EvaluationError, match=message):
         score_vqe(qc, get_goal("tfim-4"))
 
 
