@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pathlib
+import subprocess
 
 import pytest
 from sqlalchemy import select
@@ -189,9 +192,15 @@ def test_the_meta_file_records_query_filters_counts_store_without_password_time_
         "max_error": 0.05,
         "allow_barren_plateau": False,
     }
-    assert meta["rows"] == result.rows and meta["sha256"] and meta["created_at"].endswith("+00:00")
+    assert meta["rows"] == result.rows and meta["created_at"].endswith("+00:00")
+    assert meta["sha256"] == hashlib.sha256(pathlib.Path(result.path).read_bytes()).hexdigest()  # as written
     assert set(meta["counts"]) >= {"candidates_by_status", "passed_quality", "after_dedup"}
-    assert "git" in meta  # the commit, or None outside a checkout
+    head = subprocess.run(["git", "-C", str(pathlib.Path(__file__).parent), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    if head.returncode == 0:  # the commit, or None outside a checkout
+        assert meta["git"]["commit"] == head.stdout.strip() and isinstance(meta["git"]["dirty"], bool)
+    else:
+        assert meta["git"] is None
 
 
 def test_an_export_that_matches_nothing_says_why(flow_sqlite, tmp_path):
