@@ -55,8 +55,12 @@ def test_duplicates_by_fingerprint_are_shown_once():
 def test_the_context_respects_its_budget(budget):
     records = [rec(i, error=0.01 * i, tq=i, depth=5 * i) for i in range(1, 30)]
     records += [rec(100 + i, status="invalid", errors=["x" * 300], it=i) for i in range(5)]
-    text = build_memory_context(records, budget=budget)
-    assert 0 < len(text) <= budget
+    text, full = build_memory_context(records, budget=budget), build_memory_context(records, budget=10**6)
+    assert "error 1.00e-02" in text  # the best candidate survives every budget
+    if len(full) <= budget:
+        assert text == full  # nothing is cut when everything fits
+    else:
+        assert len(text) <= budget < len(full)
 
 
 def test_barren_plateau_candidates_count_as_failures_not_best():
