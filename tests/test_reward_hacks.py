@@ -308,3 +308,34 @@ def test_known_good_circuits_keep_their_verdicts(name, builder):
     result = evaluate_code(hva_program(goal), goal, config=FAST)
     assert result.bp.verdict == "no barren plateau", result.bp.reason
     assert result.vqe.error < 1e-6 and result.reward.seed_reward == pytest.approx(1.0, abs=1e-6)
+
+
+# ---- goal sets whose members have different energy scales ---------------------------------------------------------
+def test_a_goal_set_pays_its_worst_member_in_units_of_each_members_gap():
+    """h2 (gap 0.02 Ha) beside heisenberg-4 (gap 4.0): a circuit stuck at the HF level on h2 (eps = 1, worth 0)
+    has the smaller raw error, so a set that paid its largest raw error paid the partly solved heisenberg-4."""
+    from workers.evaluation.rewards import normalised_error
+
+    goal = get_goal("h2+heisenberg-4")
+    code = _code("""
+        def create_ansatz(num_qubits):
+            qc = QuantumCircuit(num_qubits)
+            for q in range(0, num_qubits, 2):
+                qc.x(q)
+            k = 0
+            for start in (0, 1):
+                for q in range(start, num_qubits - 1, 2):
+                    qc.rzz(Parameter(f't{k}'), q, q + 1)
+                    qc.ry(Parameter(f'a{k}'), q)
+                    qc.ry(Parameter(f'b{k}'), q + 1)
+                    qc.cx(q, q + 1)
+                    k += 1
+            return qc
+        """)
+    result = evaluate_code(code, goal, config=dataclasses.replace(FAST, run_bp=False))
+    assert result.status == "valid", result.errors
+    eps = {m["name"]: normalised_error(m["error"], get_goal(m["name"])) for m in result.goal_set.members}
+    assert eps["h2"] > 0.99 and eps["heisenberg-4"] < 0.9, eps  # HF level on h2, some progress on heisenberg-4
+    assert result.goal_set.worst_member == "h2"
+    assert result.reward.seed_reward == pytest.approx(max(0.0, 1 - max(eps.values())), abs=1e-9)
+    assert result.reward.seed_reward < 0.01 and result.reward.shaped_reward < 0.11

@@ -2,9 +2,10 @@
 
 The sandbox builds the program at every member's size (and the held-out size); each member circuit must pass the
 member's own verification (width, gates, depth limit) or the candidate is ``invalid``. VQE then runs on every
-member with the same settings and seed. The set's VQE result is the worst member's (largest error): the ranking,
-``--target-error`` and the reward see the worst case; the mean is reported beside it. A member below its exact
-energy makes the whole candidate ``flagged``.
+member with the same settings and seed. The set's VQE result is the worst member's: the largest error in units of
+that member's own gap between the best product state and the ground energy (the reward's eps, so members with
+different energy scales compare); the ranking, ``--target-error`` and the reward see that worst case; the mean is
+reported beside it. A member below its exact energy makes the whole candidate ``flagged``.
 
 Lattice sets are also scored at ``extrapolate_to``, a size larger than every member: the circuit the program
 builds there is optimised by the same VQE and its error reported as the extrapolation error. It is never paid and
@@ -20,6 +21,7 @@ from qiskit import QuantumCircuit
 from .errors import EvaluationError
 from .goals import Goal
 from .results import GoalSetResult, SandboxResult, VQEResult
+from .rewards import normalised_error
 from .verify import verify_circuit
 from .vqe import VQESettings, score_vqe
 
@@ -76,7 +78,9 @@ def score_set(circuits: dict[int, QuantumCircuit], goal: Goal, *, seed: int, eng
     member's own result, whose parameters belong to the goal's own circuit)."""
     options = {"seed": seed, "engine": engine, "settings": settings}
     results = [(m, score_vqe(circuits[m.num_qubits], m, **options)) for m in goal.members]
-    worst_member, worst = max(results, key=lambda mv: mv[1].error)
+    # worst in units of each member's own gap (the reward's eps), not in raw energy: members' energy scales differ
+    # (h2+heisenberg-4: 0.02 Ha vs 4.0), and a raw maximum would pay a poor h2 as the good heisenberg-4
+    worst_member, worst = max(results, key=lambda mv: normalised_error(mv[1].error, mv[0]))
     flagged = [v for _, v in results if v.below_exact]
     errors = [v.error for _, v in results]
     summary = GoalSetResult(members=tuple(_member_row(m, v) for m, v in results),
