@@ -262,3 +262,32 @@ def test_the_aer_engine_gives_the_same_variances(monkeypatch):
     assert aer.engine == "aer" and simulated == [(4, 30), (6, 30)]
     assert aer.variances == pytest.approx(fast.variances, rel=1e-9)
 
+
+
+def _norms(build) -> np.ndarray:
+    from workers.evaluation.angles import parameter_scales
+    from workers.evaluation.simulation.program import compile_circuit
+
+    qc = QuantumCircuit(3)
+    t = ParameterVector("t", 2)
+    build(qc, t)
+    return parameter_scales(compile_circuit(qc))[1]
+
+
+@pytest.mark.parametrize("label,build,expected", [
+    ("copies in a row", lambda qc, t: [qc.ry(t[0], 0), qc.ry(t[0], 0), qc.rx(t[1], 1)], [2.0, 1.0]),
+    ("through a commuting cz", lambda qc, t: [qc.rz(t[0], 0), qc.cz(0, 1), qc.rz(t[0], 0), qc.rx(t[1], 1)],
+     [2.0, 1.0]),
+    ("conjugated by x", lambda qc, t: [qc.ry(t[0], 0), qc.x(0), qc.ry(-t[0], 0), qc.rx(t[1], 1)], [2.0, 1.0]),
+    ("rzz moved through cx onto rz", lambda qc, t: [qc.rzz(t[0], 0, 1), qc.cx(0, 1), qc.rz(t[0], 1),
+                                                     qc.rx(t[1], 2)], [2.0, 1.0]),
+    ("shared across qubits (HVA): not one rotation", lambda qc, t: [qc.rx(t[0], q) for q in range(3)]
+     + [qc.rzz(t[1], 0, 1), qc.rzz(t[1], 1, 2)], [3 ** 0.5, 2 ** 0.5]),
+    ("blocked by a non-commuting gate", lambda qc, t: [qc.rz(t[0], 0), qc.h(0), qc.ry(t[1], 0), qc.h(0),
+                                                        qc.rz(t[0], 0)], [2 ** 0.5, 1.0]),
+])
+def test_angle_units_count_copies_of_one_rotation_once(label, build, expected):
+    """A Parameter's angle-unit norm is taken over the rotations it really drives: copies of one generator (carried
+    forward through commuting gates and Clifford conjugations) are fused first, so writing rz(2t) as rz(t) rz(t)
+    cannot double the gradient variance the barren-plateau check sees."""
+    assert _norms(build) == pytest.approx(expected), label

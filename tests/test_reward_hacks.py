@@ -339,3 +339,45 @@ def test_a_goal_set_pays_its_worst_member_in_units_of_each_members_gap():
     assert result.goal_set.worst_member == "h2"
     assert result.reward.seed_reward == pytest.approx(max(0.0, 1 - max(eps.values())), abs=1e-9)
     assert result.reward.seed_reward < 0.01 and result.reward.shaped_reward < 0.11
+
+
+# ---- the same rotation written several times: angle units must not count the copies -------------------------------
+SPLIT_RANDOM = """
+    import numpy as np
+
+    def create_ansatz(n, layers=LAYERS, copies=COPIES):
+        rng = np.random.default_rng(n)
+        qc = QuantumCircuit(n)
+        qc.ry(np.pi / 4, range(n))
+        t = ParameterVector('t', n * layers)
+        k = 0
+        for layer in range(layers):
+            for q in range(n):
+                gate = getattr(qc, ('rx', 'ry', 'rz')[rng.integers(3)])
+                for c in range(copies):  # the same total angle 2 t however many copies
+                    gate(2 * t[k] / copies + SHIFT * (c - (copies - 1) / 2), q)
+                k += 1
+            for q in range(layer % 2, n - 1, 2):
+                qc.cz(q, q + 1)
+        return qc
+    """
+
+
+@pytest.mark.parametrize("copies,shift", [(2, 0.0), (3, 0.0), (3, 0.4)])
+def test_a_random_circuit_whose_rotations_are_written_in_copies_is_still_a_barren_plateau(copies, shift):
+    """rz(t) rz(t) is rz(2 t), but normalising the gradient by ||A[:, k]|| over the written copies (sqrt(m)) reported
+    an m times larger variance: a 16-layer random circuit flagged as a plateau became "no barren plateau" with two
+    copies (3.1x the random reference against 1.5x) and was paid 0.26 instead of 0.10."""
+    goal = get_goal("tfim-8")
+    layers = 48 // (copies + 1)
+
+    def code(m: int, s: float) -> str:
+        body = textwrap.dedent(SPLIT_RANDOM).replace("LAYERS", str(layers)).replace("COPIES", str(m))
+        return _code(body.replace("SHIFT", repr(s)))
+
+    honest = evaluate_code(code(1, 0.0), goal, config=FAST)
+    assert honest.bp.verdict == "barren plateau", honest.bp.reason
+    result = evaluate_code(code(copies, shift), goal, config=FAST)
+    assert result.status == "valid", result.errors
+    assert result.bp.verdict == "barren plateau", result.bp.reason
+    assert result.reward.shaped_reward <= honest.reward.shaped_reward + 1e-9
