@@ -381,3 +381,48 @@ def test_a_random_circuit_whose_rotations_are_written_in_copies_is_still_a_barre
     assert result.status == "valid", result.errors
     assert result.bp.verdict == "barren plateau", result.bp.reason
     assert result.reward.shaped_reward <= honest.reward.shaped_reward + 1e-9
+
+
+# ---- goal sets: the barren-plateau check must see every member, not only the first --------------------------------
+MIXED_SIZES = """
+    import numpy as np
+
+    def hva(n):
+        qc = QuantumCircuit(n)
+        qc.h(range(n))
+        g, b = ParameterVector('g', n // 2), ParameterVector('b', n // 2)
+        for layer in range(n // 2):
+            for q in [*range(0, n, 2), *range(1, n, 2)]:  # even bonds, then odd bonds: depth 3 per layer
+                qc.rzz(g[layer], q, (q + 1) % n)
+            for q in range(n):
+                qc.rx(b[layer], q)
+        return qc
+
+    def random_circuit(n, layers=16):
+        rng = np.random.default_rng(n)
+        qc = QuantumCircuit(n)
+        qc.ry(np.pi / 4, range(n))
+        t = ParameterVector('t', n * layers)
+        for layer in range(layers):
+            for q in range(n):
+                getattr(qc, ('rx', 'ry', 'rz')[rng.integers(3)])(2 * t[layer * n + q], q)
+            for q in range(layer % 2, n - 1, 2):
+                qc.cz(q, q + 1)
+        return qc
+
+    def create_ansatz(num_qubits):
+        return random_circuit(num_qubits) if num_qubits >= LARGE else hva(num_qubits)
+    """
+
+
+@pytest.mark.parametrize("large,verdicts", [(10, ("barren plateau", "not measurable")), (99, ("no barren plateau",))])
+def test_a_goal_set_is_checked_for_barren_plateaus_at_every_member(large, verdicts):
+    """tfim-6+10 was checked at the first member's sizes (4, 6, 8) only: a program that is an HVA there and a
+    16-layer random circuit at 10 qubits was "no barren plateau" and paid 0.32 (seed 0.63), where tfim-10 alone
+    flags it (0.10). The honest HVA at every size stays free of plateaus."""
+    goal = get_goal("tfim-6+10")
+    result = evaluate_code(_code(textwrap.dedent(MIXED_SIZES).replace("LARGE", str(large))), goal, config=FAST)
+    assert result.status == "valid", result.errors
+    assert result.bp.verdict in verdicts, result.bp.reason
+    if large == 10:
+        assert result.reward.shaped_reward <= 0.1 + 1e-9 and result.reward.seed_reward == 0.0

@@ -21,14 +21,14 @@ import time
 from qiskit import QuantumCircuit
 
 from . import results as R
-from .barren import BarrenSettings, preload_reference, scaling_sizes
+from .barren import BarrenSettings, preload_reference
 from .goals import Goal
 from .guard import GuardLimit, StageFailed, TrustedConfig, run_guarded
 from .hardware import preload_backend
 from .reference import product_state_energy
 from .sandbox import SandboxConfig, load_circuit, run_candidate
 from .stages import check_circuits, failure_message, finish, public_sandbox, score_stages, warm_up
-from .transfer import set_sizes
+from .transfer import bp_goals, bp_sizes, set_sizes
 from .vqe import VQESettings
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ def prepare(code: str, goal: Goal, *, seed: int = 0, config: EvaluationConfig | 
             R.STATUS_ERROR, goal, seed, "sandbox", timings,
             errors=["no code: expected a Python module defining create_ansatz(num_qubits)"]))
     sizes = [goal.num_qubits]
-    if config.run_bp and goal.is_lattice:
-        sizes += [n for n in scaling_sizes(goal, max_qubits=config.barren.max_qubits) if n != goal.num_qubits]
+    if config.run_bp:  # every member of a goal set is checked at its own sizes (transfer.bp_goals)
+        sizes += [n for n in bp_sizes(goal, max_qubits=config.barren.max_qubits) if n not in sizes]
     if goal.is_set:
         sizes += [n for n in set_sizes(goal) if n not in sizes]
     random.SystemRandom().shuffle(sizes)  # the goal's call is not recognisable by its position
@@ -161,7 +161,8 @@ def _preload_references(goal: Goal, config: EvaluationConfig, seed: int) -> None
         if not goal.is_set:
             product_state_energy(goal.hamiltonian)
         if config.run_bp:
-            preload_reference(goal, seed=seed, engine=config.engine, settings=config.barren)
+            for bp_goal in bp_goals(goal):
+                preload_reference(bp_goal, seed=seed, engine=config.engine, settings=config.barren)
     except Exception as exc:  # noqa: BLE001 - a cache miss only costs time; the child computes (and reports) it
         log.warning("could not precompute the reference energies of %s: %s", goal.name, exc)
 

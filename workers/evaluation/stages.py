@@ -19,7 +19,6 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 
 from . import results as R
-from .barren import check_barren_plateau
 from .errors import EvaluationError
 from .fingerprint import circuit_fingerprint, reuse_key
 from .goals import Goal
@@ -27,7 +26,7 @@ from .hardware import score_hardware
 from .liveness import constant_energy_message
 from .rewards import compute_rewards
 from .text import clean_all, clean_text
-from .transfer import member_problem, score_set
+from .transfer import check_every_barren_plateau, member_problem, score_set
 from .verify import verify_circuit
 from .vqe import score_vqe
 
@@ -172,8 +171,8 @@ def score_stages(circuit: QuantumCircuit, circuits: dict, goal: Goal, seed: int,
         progress("bp")
         t = time.perf_counter()
         try:
-            bp = check_barren_plateau(circuits, goal, seed=seed, engine=config.engine, settings=config.barren,
-                                      size_errors=size_errors)
+            bp = check_every_barren_plateau(circuits, goal, seed=seed, engine=config.engine,
+                                            settings=config.barren, size_errors=size_errors)
         except Exception as exc:  # noqa: BLE001 - a stage failing on a hostile circuit is a verdict
             return finish(R.STATUS_ERROR, goal, seed, "bp", timings, errors=[failure_message("bp", exc)], **common)
         timings["bp"] = time.perf_counter() - t

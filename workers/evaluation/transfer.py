@@ -18,6 +18,7 @@ import dataclasses
 
 from qiskit import QuantumCircuit
 
+from .barren import check_barren_plateau, scaling_sizes
 from .errors import EvaluationError
 from .goals import Goal
 from .results import GoalSetResult, SandboxResult, VQEResult
@@ -32,6 +33,35 @@ def set_sizes(goal: Goal) -> list[int]:
     if goal.extrapolate_to is not None:
         sizes.append(goal.extrapolate_to)
     return list(dict.fromkeys(sizes))
+
+
+def bp_goals(goal: Goal) -> list[Goal]:
+    """The goals whose barren-plateau check a candidate must pass: a goal set's every member (each on its own
+    Hamiltonian and sizes), any other goal itself."""
+    return list(goal.members) if goal.is_set else [goal]
+
+
+def bp_sizes(goal: Goal, *, max_qubits: int) -> list[int]:
+    """Every size the barren-plateau checks of ``bp_goals(goal)`` need built (lattice goals: their scaling sizes)."""
+    sizes = [g.num_qubits for g in bp_goals(goal)]
+    for g in bp_goals(goal):
+        if g.is_lattice:
+            sizes += scaling_sizes(g, max_qubits=max_qubits)
+    return list(dict.fromkeys(sizes))
+
+
+def check_every_barren_plateau(circuits: dict[int, QuantumCircuit], goal: Goal, **options):
+    """``check_barren_plateau`` for a goal, or for every member of a goal set: a set is free of barren plateaus only
+    when every member is (a set checked on its first member alone paid "no barren plateau" for a program that was a
+    plateau at a larger member). Returns the first member's result that is not "no barren plateau", else the
+    largest member's."""
+    results = [(g, check_barren_plateau(circuits, g, **options)) for g in bp_goals(goal)]
+    for member, result in results:
+        if result.has_barren_plateau:
+            if not goal.is_set:
+                return result
+            return dataclasses.replace(result, reason=f"member {member.name}: {result.reason}")
+    return max(results, key=lambda gr: gr[0].num_qubits)[1]
 
 
 def member_problem(circuits: dict[int, QuantumCircuit], box: SandboxResult, goal: Goal) -> str | None:
