@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 # Bump when anything that changes a score changes (simulator, optimizer defaults, BP criteria, reward formulas).
-SCORER_VERSION = "2026.12.1"
+SCORER_VERSION = "2026.12.2"
 
 # Status values of an evaluation, in the order a candidate meets them.
 STATUS_VALID = "valid"  # built, verified and scored
