@@ -127,6 +127,15 @@ def test_memory_spread_over_many_processes_is_stopped_by_the_tree_wide_watchdog(
     assert processes_named(name) == []
 
 
+def test_socket_buffers_cannot_hold_kernel_memory_outside_the_watchdog(mode):
+    """Queued socket data is kernel memory no process's RSS shows: sockets are refused, socketpair included."""
+    budget = 400 << 20  # per process; 3 processes, 1.2 GiB, over the 512 MiB (+256 MiB) limit if it worked
+    result = run_candidate(hostile("socket_memory", budget=budget), 3,
+                           config=config(mode, memory_bytes=512 << 20, wall_seconds=30))
+    assert result.status == "ok", result.error
+    assert result.stdout.count("REFUSED PermissionError QUEUED 0 PAIRS 0") == 3, result.stdout
+
+
 def test_filling_the_disk_stops_at_the_private_directory_limit(mode):
     result = run_candidate(hostile("disk_filler"), 3, config=config(mode, max_disk_bytes=4 << 20))
     if mode == "bwrap":  # a tmpfs of 4 MiB: writes fail with ENOSPC, the candidate gives up
