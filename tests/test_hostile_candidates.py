@@ -147,6 +147,14 @@ def test_filling_the_disk_stops_at_the_private_directory_limit(mode):
         assert "too much to disk" in result.error
 
 
+def test_a_flood_of_empty_files_is_stopped_before_it_pins_kernel_memory(mode):
+    """Empty files take inodes, not blocks: the tmpfs size cap never stops them, the entry count does."""
+    result = run_candidate(hostile("inode_flood", seconds=8), 3, config=config(mode, wall_seconds=30))
+    assert result.status == "resource", (result.status, result.error, result.stdout)
+    assert "too much to disk" in result.error and "files" in result.error
+    assert result.wall_seconds < 8
+
+
 @pytest.mark.parametrize("program", ["flood_stdout", "flood_stderr"])
 def test_flooding_the_output_is_capped_and_stops_the_run(mode, program):
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -238,7 +238,7 @@ def _execute(source: bytes, sizes: list[int], goal: int, config: SandboxConfig, 
                            ident_for=ident_for, wall_seconds=config.wall_seconds,
                            max_output=config.max_output_bytes, max_result=per_size * len(sizes) + 64 * 1024,
                            memory_limit=config.memory_bytes + BASELINE_MEMORY, disk_dir=workdir,
-                           disk_limit=config.max_disk_bytes + 64 * 1024)
+                           disk_limit=config.max_disk_bytes + 64 * 1024, tmpfs="/tmp" if mode == BWRAP else None)
     finally:
         for fd in opened:
             os.close(fd)

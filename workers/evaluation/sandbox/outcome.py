@@ -112,7 +112,7 @@ def _stopped(out: Outcome, config: SandboxConfig, mode: str, corrupted: bool) ->
                                  "without large arrays and do not start processes.")
     if out.stop == "disk":
         return STATUS_RESOURCE, (f"The code wrote too much to disk ({out.stop_detail}; limit "
-                                 f"{config.max_disk_bytes} bytes); the run was stopped. Do not write files.")
+                                 f"{config.max_disk_bytes} bytes and 20000 files); the run was stopped. Do not write files.")
     if out.stop == "result":
         return STATUS_RESOURCE, (f"The circuits were larger than {config.max_circuit_bytes} bytes each; "
                                  "the run was stopped.")
