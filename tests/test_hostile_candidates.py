@@ -61,6 +61,14 @@ def test_the_cpu_limit_stops_a_busy_loop_before_the_wall_clock_does(mode):
     assert result.wall_seconds < 10
 
 
+@pytest.mark.parametrize("how", ["signal", "exit"])
+def test_a_faked_cpu_timeout_is_not_reported_as_one(mode, how):
+    result = run_candidate(hostile("fake_timeout", how=how), 3, config=config(mode))
+    assert result.status == "error", (result.status, result.error)
+    assert "CPU time" not in result.error
+    assert result.wall_seconds < 10
+
+
 # ------------------------------------------------------------------------------------------- processes
 
 

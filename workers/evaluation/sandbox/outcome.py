@@ -119,7 +119,10 @@ def _stopped(out: Outcome, config: SandboxConfig, mode: str, corrupted: bool) ->
     rc = out.returncode if out.returncode is not None else 0
     sig = -rc if rc < 0 else (rc - 128 if mode == BWRAP and rc > 128 else 0)
     cpu = config.cpu_limit
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and out.max_cpu_seconds >= 0.8 * cpu):
+    # the code can send itself SIGXCPU (or, under bwrap, exit with 128 + SIGXCPU): a CPU timeout only when the
+    # watchdog saw a process of the tree near the limit
+    if (sig == signal.SIGXCPU and out.max_cpu_seconds >= 0.5 * cpu) or (
+            sig == signal.SIGKILL and out.max_cpu_seconds >= 0.8 * cpu):
         return STATUS_TIMEOUT, (f"create_ansatz used more than {cpu:g} s of CPU time; the run was stopped. "
                                 "Avoid unbounded loops.")
     if corrupted:
@@ -130,7 +133,8 @@ def _stopped(out: Outcome, config: SandboxConfig, mode: str, corrupted: bool) ->
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        return STATUS_ERROR, (f"The process was killed by {name} before create_ansatz returned a circuit "
+        how = f"killed by {name}" if rc < 0 else f"killed by {name} (or exited with code {rc})"
+        return STATUS_ERROR, (f"The process was {how} before create_ansatz returned a circuit "
                               "(a crash, e.g. from ctypes or corrupted memory).")
     return STATUS_ERROR, (f"The process exited (exit code {rc}) before create_ansatz returned a circuit; do not "
                           "call sys.exit/os._exit or kill the process.")
