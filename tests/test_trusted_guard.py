@@ -87,6 +87,30 @@ def test_a_short_deeply_nested_polynomial_is_refused_within_a_second(levels):
     assert "not a linear function" in text or "characters long" in text
 
 
+@pytest.mark.parametrize("declare", ["input", "var", "stretch"])
+def test_classical_variables_and_stretches_are_refused_at_verification(declare):
+    """An unused input variable passed verification and the barren-plateau check, then failed VQE's independent
+    energy check with Qiskit's "Circuits with 'input' variables cannot yet be converted" as a scorer error."""
+    import io
+
+    from qiskit import qpy
+    from qiskit.circuit.classical import expr, types
+
+    from workers.evaluation.sandbox import load_circuit
+
+    qc = ry_cz(4, 1)
+    if declare == "input":
+        qc.add_input("a", types.Uint(8))
+    elif declare == "var":
+        qc.add_var("b", expr.lift(True))
+    else:
+        qc.add_stretch("s")
+    buf = io.BytesIO()
+    qpy.dump(qc, buf)
+    text = _errors(load_circuit(buf.getvalue()))
+    assert "classical variable" in text and "purely quantum" in text, text
+
+
 def test_a_non_affine_parametrised_global_phase_is_refused():
     t = Parameter("t")
     qc = ry_cz(4, 1)

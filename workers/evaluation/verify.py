@@ -2,8 +2,9 @@
 
 Policy (what the scorer accepts):
 
-- a ``QuantumCircuit`` on exactly ``goal.num_qubits`` qubits and **no classical bits**: the ansatz is a state
-  preparation; the scorer measures the Hamiltonian itself;
+- a ``QuantumCircuit`` on exactly ``goal.num_qubits`` qubits and **no classical bits**, no classical variables
+  (``add_input``/``add_var``) and no stretches: the ansatz is a state preparation; the scorer measures the
+  Hamiltonian itself;
 - only **standard** Qiskit gates whose names are in ``goal.allowed_gates``. An instruction that merely *carries*
   an allowed name (a custom ``Gate("rx", ...)``, an open-controlled ``cx``) is refused, and so are custom composite
   gates (``to_gate()``, ``to_instruction()``, ``append`` of a sub-circuit, ``UnitaryGate``): they would hide gates
@@ -204,6 +205,10 @@ def _width_errors(circuit: QuantumCircuit, goal: Goal) -> list[str]:
         errors.append(f"circuit has {_plural(circuit.num_clbits, 'classical bit')}; the ansatz must be purely "
                       f"quantum: use QuantumCircuit(num_qubits) with no classical bits and no measurements "
                       f"(the scorer measures the Hamiltonian itself)")
+    declared = [v.name for v in circuit.iter_vars()] + [s.name for s in circuit.iter_stretches()]
+    if declared:  # unused, they still break every later stage (Qiskit cannot turn such a circuit into a gate)
+        errors.append(f"circuit declares classical variables or stretches ({_names(declared)}); the ansatz must be "
+                      f"purely quantum: no add_input/add_var/add_stretch")
     return errors
 
 
