@@ -71,6 +71,9 @@ def unprivileged_run(tmp_path_factory):
             {"mode": mode, "program": "ctypes_syscalls", "subs": {}, "config": {}},
             {"mode": mode, "program": "infinite_loop", "subs": {}, "config": {"wall_seconds": 4}},
             {"mode": mode, "program": "litter", "subs": {}, "config": {}},
+            {"mode": mode, "program": "inode_flood", "subs": {"seconds": 8}, "config": {}},
+            {"mode": mode, "program": "socket_memory", "subs": {"budget": 400 << 20},
+             "config": {"memory_bytes": 512 << 20}},
         ]
     secret = "s3cret-" + uuid.uuid4().hex
     before = _nobody_workdirs()
@@ -150,6 +153,14 @@ def test_a_same_uid_candidate_has_no_network_and_no_dangerous_system_calls(unpri
 def test_an_unprivileged_run_still_times_out(unprivileged_run, mode):
     r = results(unprivileged_run, mode, "infinite_loop")
     assert r["status"] == "timeout" and r["wall"] < 8
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unprivileged_run_counts_inodes_and_has_no_socket_buffers(unprivileged_run, mode):
+    flood = results(unprivileged_run, mode, "inode_flood")
+    assert flood["status"] == "resource" and "files" in flood["error"], flood
+    sockets = results(unprivileged_run, mode, "socket_memory")
+    assert sockets["stdout"].count("REFUSED PermissionError QUEUED 0 PAIRS 0") == 3, sockets
 
 
 def test_the_fallback_directory_is_removed_even_when_the_candidate_locked_it(unprivileged_run):
