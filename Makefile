@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # CPU build of torch on CPU hosts (pip takes it from the local wheel cache where one exists).
 # On a GPU host: make install TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= train,hardware,dev
+EXTRAS ?= train,hardware,molecules,dev
 # The dependency versions the suite last passed with; CONSTRAINTS= floats to the newest releases.
 CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
