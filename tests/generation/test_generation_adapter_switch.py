@@ -95,19 +95,10 @@ def test_a_separate_adapter_is_swapped_by_peft_and_answers_like_a_cold_load(tiny
 
 @pytest.fixture
 def eager_store(tmp_path, monkeypatch):
-    from db.migrate import upgrade_database
-    from db.session import make_engine
-    from workers.app import app, configure
-    from workers.config import QueueConfig
+    from storehelpers import eager_sqlite_store
 
-    url = f"sqlite:///{tmp_path / 'eager.db'}"
-    monkeypatch.delenv("QMIND_BROKER_URL", raising=False)
-    engine = make_engine(url)
-    upgrade_database(engine)
-    configure(app, QueueConfig(database_url=url))
-    yield engine
-    configure(app, QueueConfig(broker_url="", database_url="sqlite:///qmind.db"))
-    engine.dispose()
+    with eager_sqlite_store(tmp_path / "eager.db", monkeypatch, fast_scoring=False) as engine:
+        yield engine
 
 
 def generate_once(engine, iteration: int, generator: dict, *, timeout_s: float = 60):
@@ -139,13 +130,15 @@ def test_an_eager_worker_follows_latest_to_a_newly_registered_version_without_a_
     v1, v2 = versions(tiny_checkpoint, tmp_path)
     gen_settings = settings(tiny_checkpoint, "latest")
     register(eager_store, v1)
+    earlier = set(tasks._generators)  # other tests of the same process may have cached generators of their own
     first, version = generate_once(eager_store, 0, gen_settings)
     assert version == (adapter_sha256(str(v1.resolve())), str(v1.resolve()))
-    cached = dict(tasks._generators)
+    (key,) = set(tasks._generators) - earlier
+    gen = tasks._generators[key]
     register(eager_store, v2)  # a new version while the worker runs
     second, version = generate_once(eager_store, 1, gen_settings)
     assert version == (adapter_sha256(str(v2.resolve())), str(v2.resolve())) and second != first
-    (gen,) = [g for k, g in tasks._generators.items() if k in cached]  # the same generator object, switched
+    assert set(tasks._generators) - earlier == {key} and tasks._generators[key] is gen  # the same object, switched
     assert gen.switches == 1 and gen.adapter_path == str(v2.resolve())
 
 
