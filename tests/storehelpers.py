@@ -6,7 +6,9 @@ Import the fixtures you need into a test module (``from storehelpers import stor
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pathlib
 import secrets
 import socket
 from collections.abc import Iterator
@@ -146,3 +148,25 @@ def sql_examples(path=None) -> dict[str, str]:
         assert match, f"docs/store.md: an SQL example must start with '-- name: description', got {first!r}"
         out[match[1]] = block.strip()
     return out
+
+
+@contextlib.contextmanager
+def eager_sqlite_store(path: pathlib.Path, monkeypatch, *, fast_scoring: bool = True) -> Iterator[Engine]:
+    """The embedded default: a migrated SQLite store at ``path``, no broker, the Celery app configured for it (and
+    put back to the defaults afterwards). ``fast_scoring``: 16 barren-plateau samples and one VQE restart."""
+    from workers.app import app, configure
+    from workers.config import QueueConfig
+
+    url = f"sqlite:///{path}"
+    monkeypatch.delenv("QMIND_BROKER_URL", raising=False)
+    if fast_scoring:
+        monkeypatch.setenv("QMIND_BP_SAMPLES", "16")
+        monkeypatch.setenv("QMIND_VQE_RESTARTS", "1")
+    engine = make_engine(url)
+    upgrade_database(engine)
+    configure(app, QueueConfig(database_url=url))
+    try:
+        yield engine
+    finally:
+        configure(app, QueueConfig(broker_url="", database_url="sqlite:///qmind.db"))
+        engine.dispose()

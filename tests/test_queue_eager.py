@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from storehelpers import add_batch, add_goal, new_run
+from storehelpers import add_batch, add_goal, eager_sqlite_store, new_run
 from typer.testing import CliRunner
 
 import workers.tasks  # noqa: F401  (registers the tasks)
@@ -24,16 +24,8 @@ VALID = LAYERED  # a valid candidate
 @pytest.fixture
 def eager_store(tmp_path, monkeypatch):
     """The embedded default: an SQLite file and no broker."""
-    url = f"sqlite:///{tmp_path / 'eager.db'}"
-    monkeypatch.delenv("QMIND_BROKER_URL", raising=False)
-    monkeypatch.setenv("QMIND_BP_SAMPLES", "16")
-    monkeypatch.setenv("QMIND_VQE_RESTARTS", "1")
-    engine = make_engine(url)
-    upgrade_database(engine)
-    configure(app, QueueConfig(database_url=url))
-    yield engine
-    configure(app, QueueConfig(broker_url="", database_url="sqlite:///qmind.db"))
-    engine.dispose()
+    with eager_sqlite_store(tmp_path / "eager.db", monkeypatch) as engine:
+        yield engine
 
 
 def test_the_app_speaks_json_only_acknowledges_late_and_prefetches_one_task():

@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from db.migrate import upgrade_database
 from db.models import GenerationBatch, ModelVersion, Run
-from db.session import make_engine, session_scope
+from db.session import session_scope
 from tests.tinymodel import build_checkpoint
 from workers.model_version import adapter_sha256
 
@@ -28,18 +27,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def loop_store(tmp_path, monkeypatch):
-    from workers.app import app, configure
-    from workers.config import QueueConfig
+    from storehelpers import eager_sqlite_store
 
-    url = f"sqlite:///{tmp_path / 'loop.db'}"
-    monkeypatch.delenv("QMIND_BROKER_URL", raising=False)
-    monkeypatch.setenv("QMIND_BP_SAMPLES", "16")
-    monkeypatch.setenv("QMIND_VQE_RESTARTS", "1")
-    engine = make_engine(url)
-    upgrade_database(engine)
-    configure(app, QueueConfig(database_url=url))
-    yield engine, url
-    configure(app, QueueConfig(broker_url="", database_url="sqlite:///qmind.db"))
+    with eager_sqlite_store(tmp_path / "loop.db", monkeypatch) as engine:
+        yield engine, engine.url.render_as_string(hide_password=False)
     engine.dispose()
 
 
